@@ -1,0 +1,19 @@
+"""Spec stage: YAML files under specs/ become typed, cross-checked objects."""
+
+from conformance.spec.errors import SpecError
+from conformance.spec.loader import Catalog, ResolvedExpectation, load_specs
+from conformance.spec.models import UNKNOWN, Api, Behavior, Expectation, Outcome, Profile, Target
+
+__all__ = [
+    "UNKNOWN",
+    "Api",
+    "Behavior",
+    "Catalog",
+    "Expectation",
+    "Outcome",
+    "Profile",
+    "ResolvedExpectation",
+    "SpecError",
+    "Target",
+    "load_specs",
+]

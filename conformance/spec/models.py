@@ -1,0 +1,154 @@
+"""Typed objects for the three kinds of spec file: behaviors, profiles and targets.
+
+Every model is frozen and forbids unknown keys, so a typo in a YAML file is an error
+rather than a silently ignored setting. ``specs/schema/*.schema.json`` is generated from
+these models (``conformance schema``) so editors can complete spec files.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+#: The expectation that says a profile's documentation is silent.
+UNKNOWN = "unknown"
+
+BehaviorId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$")]
+Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]*$")]
+
+
+class Api(StrEnum):
+    """The two OpenAI APIs the suite probes."""
+
+    CHAT = "chat"
+    COMPLETIONS = "completions"
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Outcome(_Spec):
+    """One member of a behavior's closed set of outcomes."""
+
+    meaning: str = Field(description="One line: what a server that shows this outcome does.")
+    reference: dict[str, str] = Field(
+        default_factory=dict,
+        description="Switch settings that make the reference server show this outcome.",
+    )
+
+
+class Variants(_Spec):
+    """The request variants a behavior runs in."""
+
+    stream: list[bool] = Field(default=[False, True], min_length=1)
+
+    @field_validator("stream")
+    @classmethod
+    def _distinct(cls, stream: list[bool]) -> list[bool]:
+        if len(set(stream)) != len(stream):
+            raise ValueError("a variant is listed twice")
+        return stream
+
+
+class Behavior(_Spec):
+    """Something a server may do differently, with the probe that observes it."""
+
+    id: BehaviorId
+    title: str
+    description: str
+    apis: list[Api] = Field(min_length=1)
+    variants: Variants = Variants()
+    probe: str = Field(description="Name of a probe registered in conformance.probes.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Passed to the probe.")
+    outcomes: dict[Name, Outcome] = Field(min_length=2)
+
+    @property
+    def family(self) -> str:
+        """The first part of the id, which groups behaviors in listings and reports."""
+        return self.id.split(".", 1)[0]
+
+    @field_validator("outcomes")
+    @classmethod
+    def _unknown_is_reserved(cls, outcomes: dict[str, Outcome]) -> dict[str, Outcome]:
+        if UNKNOWN in outcomes:
+            raise ValueError(f"'{UNKNOWN}' is reserved for expectations and cannot be an outcome")
+        return outcomes
+
+
+class BehaviorFile(_Spec):
+    """A file under specs/behaviors/: a family of behaviors."""
+
+    behaviors: list[Behavior] = Field(min_length=1)
+
+
+class Expectation(_Spec):
+    """What a profile's documentation says a behavior's outcome is, and where it says so."""
+
+    expect: str | list[str] = Field(
+        description="An outcome, a list of acceptable outcomes, or 'unknown' where the docs are silent."
+    )
+    source: str = Field(min_length=1, description="URL or document name.")
+    read: dt.date = Field(description="The date the source was read.")
+    quote: str | None = Field(default=None, description="The words of the source, where short.")
+    note: str | None = None
+
+    @property
+    def outcomes(self) -> frozenset[str] | None:
+        """The acceptable outcomes, or None when the expectation is unknown."""
+        if self.expect == UNKNOWN:
+            return None
+        return frozenset([self.expect] if isinstance(self.expect, str) else self.expect)
+
+
+class Profile(_Spec):
+    """One provider's documented semantics, optionally as differences from another profile."""
+
+    id: Name
+    title: str
+    description: str
+    extends: Name | None = None
+    expectations: dict[BehaviorId, Expectation] = Field(default_factory=dict)
+
+
+class ReferenceServer(_Spec):
+    """Settings for a reference server that the suite starts itself for a target."""
+
+    dialect: Name = Field(description="The profile whose expectations set the server's switches.")
+    set: dict[BehaviorId, str] = Field(
+        default_factory=dict, description="Single switches to override: behavior id -> outcome."
+    )
+
+
+class Target(_Spec):
+    """An endpoint to probe, and the profile it claims."""
+
+    name: Name
+    title: str
+    profile: Name = Field(description="The profile this target claims to follow.")
+    base_url: str = Field(pattern=r"^https?://")
+    api_key_env: str | None = Field(
+        default=None, description="Name of the environment variable that holds the key."
+    )
+    models: dict[Api, str] = Field(min_length=1)
+    context_window: int | dict[Api, int] = Field(
+        description="The model's context window in tokens: one number, or one per API."
+    )
+    apis: list[Api] = Field(min_length=1)
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout_s: float = Field(default=60.0, gt=0)
+    live_only: bool = Field(
+        default=False, description="True where no cassettes are shipped: runs only with a key."
+    )
+    reference: ReferenceServer | None = Field(
+        default=None, description="Start the reference server for this target when recording."
+    )
+
+    def window(self, api: Api) -> int:
+        """The context window of the model this target serves for ``api``."""
+        if isinstance(self.context_window, int):
+            return self.context_window
+        return self.context_window[api]

@@ -1,0 +1,107 @@
+"""Read YAML while keeping where each value came from, so errors can name a line."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from conformance.spec.errors import SpecError
+
+PathPart = str | int
+
+
+@dataclass(frozen=True)
+class Document:
+    """A parsed YAML file: its data, and its node tree for positions."""
+
+    file: Path
+    data: Any
+    root: yaml.Node | None
+
+    def error(self, path: Sequence[PathPart], message: str, *, at_key: bool = False) -> SpecError:
+        """A SpecError pointing at ``path`` in this document (at the key itself if ``at_key``)."""
+        node = locate(self.root, path, at_key=at_key) if self.root is not None else None
+        line = node.start_mark.line + 1 if node is not None else None
+        column = node.start_mark.column + 1 if node is not None else None
+        return SpecError(self.file, message, line=line, column=column, where=dotted(path))
+
+
+def dotted(path: Sequence[PathPart]) -> str:
+    """``("behaviors", 2, "probe")`` as ``behaviors[2].probe``."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def read(file: Path) -> Document:
+    """Parse one YAML file; a syntax error or a duplicate key becomes a SpecError."""
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(file, f"cannot read the file: {exc}") from None
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = " ".join(str(part) for part in (exc.context, exc.problem) if part)
+        raise SpecError(
+            file,
+            f"YAML syntax error: {problem}",
+            line=mark.line + 1 if mark else None,
+            column=mark.column + 1 if mark else None,
+        ) from None
+    except yaml.YAMLError as exc:
+        raise SpecError(file, f"YAML error: {exc}") from None
+    document = Document(file, data, root)
+    if root is not None:
+        _reject_duplicate_keys(document, root, ())
+    return document
+
+
+def locate(node: yaml.Node | None, path: Sequence[PathPart], *, at_key: bool = False) -> yaml.Node | None:
+    """The deepest node along ``path``: the best place to point at for an error."""
+    current = node
+    for depth, part in enumerate(path):
+        if isinstance(current, yaml.MappingNode):
+            for key_node, value_node in current.value:
+                if key_node.value == str(part):
+                    last = depth == len(path) - 1
+                    current = key_node if (at_key and last) else value_node
+                    break
+            else:
+                return current
+        elif isinstance(current, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(current.value):
+                return current
+            current = current.value[part]
+        else:
+            return current
+    return current
+
+
+def _reject_duplicate_keys(document: Document, node: yaml.Node, path: tuple[PathPart, ...]) -> None:
+    # PyYAML keeps the last of two equal keys; in a spec that silently drops a setting.
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            if key in seen:
+                mark = key_node.start_mark  # the second occurrence, which locate() would not find
+                raise SpecError(
+                    document.file,
+                    f"duplicate key '{key}'",
+                    line=mark.line + 1,
+                    column=mark.column + 1,
+                    where=dotted((*path, key)),
+                )
+            seen.add(key)
+            _reject_duplicate_keys(document, value_node, (*path, key))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _reject_duplicate_keys(document, item, (*path, index))
