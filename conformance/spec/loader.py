@@ -136,7 +136,8 @@ def _load_named(
         key = getattr(item, key_field)
         if key != document.file.stem:
             raise document.error(
-                (key_field,), f"{kind} {key_field} '{key}' must match the file name '{document.file.stem}'"
+                (key_field,),
+                f"{kind} {key_field} '{key}' must match the file name '{document.file.stem}'",
             )
         loaded[key] = item
         origins[(kind, key)] = (document, ())
@@ -244,7 +245,9 @@ def _check_profiles(catalog: Catalog) -> None:
                     ("expectations", behavior_id),
                     f"unknown behavior '{behavior_id}'; {suggest(behavior_id, catalog.behaviors)}",
                 )
-            expected = [expectation.expect] if isinstance(expectation.expect, str) else expectation.expect
+            expected = (
+                [expectation.expect] if isinstance(expectation.expect, str) else expectation.expect
+            )
             if isinstance(expectation.expect, list) and not expected:
                 raise catalog.error(
                     "profile", profile.id, ("expectations", behavior_id, "expect"), "empty list"
@@ -299,11 +302,15 @@ def _check_targets(catalog: Catalog) -> None:
             place = ("reference", "set", behavior_id)
             if behavior is None:
                 raise catalog.error(
-                    "target", target.name, place,
+                    "target",
+                    target.name,
+                    place,
                     f"unknown behavior '{behavior_id}'; {suggest(behavior_id, catalog.behaviors)}",
                 )
             if outcome not in behavior.outcomes:
                 raise catalog.error(
-                    "target", target.name, place,
+                    "target",
+                    target.name,
+                    place,
                     f"'{outcome}' is not an outcome of {behavior_id}; {suggest(outcome, behavior.outcomes)}",
                 )

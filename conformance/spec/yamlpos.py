@@ -64,7 +64,9 @@ def read(file: Path) -> Document:
     return document
 
 
-def locate(node: yaml.Node | None, path: Sequence[PathPart], *, at_key: bool = False) -> yaml.Node | None:
+def locate(
+    node: yaml.Node | None, path: Sequence[PathPart], *, at_key: bool = False
+) -> yaml.Node | None:
     """The deepest node along ``path``: the best place to point at for an error."""
     current = node
     for depth, part in enumerate(path):

@@ -1,0 +1,238 @@
+"""Run one case: reach the target (live, recording, or from a cassette), probe, judge.
+
+Every case ends as a CaseResult, whatever happens inside the probe, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shlex
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vcr.errors import CannotOverwriteExistingCassetteException
+
+from conformance.observation import Observation, ProbeError, Tokens
+from conformance.plan import Case
+from conformance.probes import Endpoint, ProbeContext, registered
+from conformance.recording import Mode, ReplayMismatch, cassette
+from conformance.results import CaseResult
+from conformance.spec import Catalog, Target
+from conformance.verdict import Verdict, judge
+
+#: Replays send a key so the SDK is satisfied; cassettes never hold one, so any value matches.
+REPLAY_KEY = "replay-without-key"
+
+
+class MissingKey(Exception):
+    """A target's key variable is unset in a mode that reaches the network."""
+
+
+@dataclass
+class Settings:
+    """How a run reaches its targets."""
+
+    mode: Mode = Mode.REPLAY
+    cassettes: Path = Path("cassettes")
+    base_url: str | None = None
+    server_version: str | None = None
+    specs_arg: str | None = None
+
+
+@dataclass
+class Runner:
+    """Executes cases against their targets and keeps what the run learns about each target."""
+
+    catalog: Catalog
+    settings: Settings
+    base_urls: dict[str, str] = field(default_factory=dict)
+    _keys: dict[str, str] = field(default_factory=dict)
+    _servers: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def secrets(self) -> list[str]:
+        """Every key this run used or could see, for scrubbing what it writes."""
+        found = set(self._keys.values()) - {REPLAY_KEY}
+        for target in self.catalog.targets.values():
+            if target.api_key_env and os.environ.get(target.api_key_env):
+                found.add(os.environ[target.api_key_env])
+        return sorted(found, key=len, reverse=True)
+
+    def key_for(self, target: Target) -> str:
+        """The API key to send to ``target`` in this run's mode."""
+        if target.name in self._keys:
+            return self._keys[target.name]
+        if self.settings.mode is Mode.REPLAY:
+            key = REPLAY_KEY
+        elif target.api_key_env and os.environ.get(target.api_key_env):
+            key = os.environ[target.api_key_env]
+        elif self._manages(target):
+            key = "ref-" + secrets.token_urlsafe(24)
+        elif target.api_key_env:
+            raise MissingKey(
+                f"target {target.name} needs its key in ${target.api_key_env} to run in "
+                f"{self.settings.mode} mode"
+            )
+        else:
+            key = "no-key"
+        self._keys[target.name] = key
+        return key
+
+    def base_url_for(self, target: Target) -> str:
+        """Where to send ``target``'s requests: an override, a managed server, or its base_url."""
+        if target.name not in self.base_urls:
+            if self.settings.base_url:
+                url = self.settings.base_url
+            elif self._manages(target):
+                url = self._start_reference(target)
+            else:
+                url = target.base_url
+            self.base_urls[target.name] = url
+        return self.base_urls[target.name]
+
+    def _manages(self, target: Target) -> bool:
+        return (
+            target.reference is not None
+            and self.settings.mode is not Mode.REPLAY
+            and not self.settings.base_url
+        )
+
+    def _start_reference(self, target: Target) -> str:
+        from conformance.reference import dialect, server  # noqa: PLC0415  (only when serving)
+
+        assert target.reference is not None
+        switches = dialect.switches_for(
+            self.catalog, target.reference.dialect, target.reference.set
+        )
+        config = server.ServerConfig(
+            switches=switches,
+            context_window=min(target.window(api) for api in target.apis),
+            api_key=self.key_for(target),
+        )
+        running = server.start(config)
+        self._servers[target.name] = running
+        return str(running.base_url)
+
+    def close(self) -> None:
+        """Stop every reference server this run started."""
+        for running in self._servers.values():
+            running.stop()
+        self._servers.clear()
+
+    def record_command(self, case: Case) -> str:
+        """The command that records ``case``'s cassette."""
+        words = [
+            "conformance",
+            "run",
+            "--mode",
+            "record",
+            "--target",
+            case.target.name,
+            "--behavior",
+            case.behavior.id,
+        ]
+        if self.settings.specs_arg:
+            words += ["--specs", self.settings.specs_arg]
+        command = shlex.join(words)
+        if case.target.api_key_env and case.target.reference is None:
+            command = f"{case.target.api_key_env}=... {command}"
+        return command
+
+    def execute(self, case: Case) -> CaseResult:
+        """Probe ``case`` and judge it; every failure becomes an ``error`` result."""
+        started = time.monotonic()
+        expected = self.catalog.expectation(case.target.profile, case.behavior.id).outcomes
+
+        def result(
+            verdict: Verdict, summary: str, observation: Observation | None = None, **extra: Any
+        ) -> CaseResult:
+            return CaseResult(
+                id=case.name,
+                behavior=case.behavior.id,
+                target=case.target.name,
+                api=case.api.value,
+                stream=case.stream,
+                profile=case.target.profile,
+                expected=sorted(expected) if expected is not None else None,
+                observed=observation.outcome if observation else None,
+                verdict=verdict,
+                summary=summary,
+                evidence=observation.exchanges if observation else extra.pop("evidence", []),
+                checks=observation.checks if observation else [],
+                tokens=observation.tokens if observation else Tokens(),
+                duration_s=round(time.monotonic() - started, 4),
+            )
+
+        if case.skip_reason:
+            return result(Verdict.SKIPPED, case.skip_reason)
+        path = case.cassette(self.settings.cassettes)
+        if self.settings.mode is Mode.REPLAY and not path.exists():
+            return result(
+                Verdict.SKIPPED,
+                f"no cassette at {path}; record it with: {self.record_command(case)}",
+            )
+        try:
+            key = self.key_for(case.target)
+        except MissingKey as exc:
+            return result(Verdict.SKIPPED, str(exc))
+
+        endpoint = Endpoint(
+            case.target,
+            self.base_url_for(case.target),
+            key,
+            fatal=(CannotOverwriteExistingCassetteException,),
+        )
+        probe = registered()[case.behavior.probe]
+        context = ProbeContext(endpoint, case.api, case.stream, case.behavior.params)
+        try:
+            with cassette(
+                path,
+                self.settings.mode,
+                secrets=self.secrets,
+                server_version=self.settings.server_version,
+            ) as metadata:
+                observation = probe.run(context)
+        except ProbeError as exc:
+            return result(Verdict.ERROR, exc.reason, evidence=exc.exchanges)
+        except ReplayMismatch as exc:
+            return result(
+                Verdict.ERROR,
+                f"a request is not in the cassette {path} ({exc}); the probe or the spec changed "
+                f"since it was recorded; re-record with: {self.record_command(case)}",
+                evidence=endpoint.exchanges,
+            )
+        except Exception as exc:  # a bug in one probe must error that case only
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            return result(
+                Verdict.ERROR,
+                f"the probe crashed: {type(exc).__name__}: {exc} ({Path(where.filename).name}:{where.lineno})",
+                evidence=endpoint.exchanges,
+            )
+        finally:
+            endpoint.close()
+        if observation.outcome not in case.behavior.outcomes:
+            return result(
+                Verdict.ERROR, f"the probe returned an undeclared outcome {observation.outcome!r}"
+            )
+        verdict = judge(expected, observation.outcome)
+        judged = result(verdict, observation.summary, observation)
+        judged.server_version = _server_version(metadata, self.settings.server_version, observation)
+        return judged
+
+
+def _server_version(
+    metadata: dict[str, Any], given: str | None, observation: Observation
+) -> str | None:
+    """The server's version: as recorded in the cassette, as given, or from a Server header."""
+    if metadata.get("server_version"):
+        return str(metadata["server_version"])
+    if given:
+        return given
+    for exchange in observation.exchanges:
+        if exchange.response is not None and exchange.response.headers.get("server"):
+            return exchange.response.headers["server"]
+    return None

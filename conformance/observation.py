@@ -1,0 +1,83 @@
+"""What a probe saw: an outcome, with the HTTP exchanges behind it as evidence."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RequestRecord(_Record):
+    """A request as sent, with secret-bearing headers removed."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: Any = Field(description="The JSON body.")
+
+
+class ResponseRecord(_Record):
+    """A response as received. For streams, ``sse`` keeps every line of the event stream."""
+
+    status: int
+    headers: dict[str, str]
+    body: str | None = Field(default=None, description="The raw body, excerpted if long.")
+    sse: list[str] | None = Field(default=None, description="Every SSE line, excerpted if long.")
+
+
+class Tokens(_Record):
+    """Tokens the probe spent, as the server's usage reported them."""
+
+    prompt: int = 0
+    completion: int = 0
+
+    @property
+    def total(self) -> int:
+        """Prompt and completion tokens together."""
+        return self.prompt + self.completion
+
+
+class Exchange(_Record):
+    """One request and what came back: a response, or a transport error."""
+
+    label: str = Field(description="What the probe used this request for, e.g. 'control'.")
+    request: RequestRecord
+    response: ResponseRecord | None = None
+    error: str | None = None
+    retries: int = Field(default=0, description="Retries on a fresh connection after a reset.")
+    duration_s: float = 0.0
+    tokens: Tokens = Field(default_factory=Tokens, description="What the reply's usage reported.")
+
+
+class Check(_Record):
+    """A secondary finding, such as streamed usage agreeing with non-streamed usage."""
+
+    name: str
+    passed: bool
+    detail: str
+
+
+class Observation(_Record):
+    """A probe's classification of what it saw."""
+
+    outcome: str
+    summary: str = Field(description="One line: why this outcome.")
+    exchanges: list[Exchange] = Field(default_factory=list)
+    checks: list[Check] = Field(default_factory=list)
+    tokens: Tokens = Field(default_factory=Tokens)
+
+
+class ProbeError(Exception):
+    """No observation could be made: a transport failure, a 5xx, a timeout, a malformed reply.
+
+    Carries the exchanges made so far, so the evidence of the failure is kept.
+    """
+
+    def __init__(self, reason: str, exchanges: list[Exchange] | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.exchanges = list(exchanges or [])

@@ -1,0 +1,237 @@
+"""The pytest plugin: options, one item per case, and the results file. Wiring only.
+
+The plugin acts only when the suite module (``conformance.suite``) is part of the run, so
+installing the package does not change any other pytest run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conformance import results, suite
+from conformance.catalog import Catalog, SpecError, load
+from conformance.execute import MissingKey, Runner, Settings
+from conformance.plan import Case, SelectionError, plan
+from conformance.recording import Mode
+from conformance.report import listing
+from conformance.verdict import Verdict
+
+SUITE_FILE = Path(suite.__file__).resolve()
+USER_PROPERTY = "conformance"
+
+
+class CaseError(Exception):
+    """A case with no observation; pytest reports it as an error, not a failure."""
+
+
+SESSION = pytest.StashKey["SuiteSession"]()
+CASE = pytest.StashKey[Case]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """The suite's command-line options."""
+    group = parser.getgroup("conformance", "conformance suite")
+    group.addoption(
+        "--target",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="run only these targets (repeatable; globs and dotted prefixes work)",
+    )
+    group.addoption(
+        "--behavior",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="run only these behaviors (repeatable; 'stop' selects stop.*)",
+    )
+    group.addoption(
+        "--mode",
+        choices=[mode.value for mode in Mode],
+        default=Mode.REPLAY.value,
+        help="replay cassettes (default), record them, or run live without them",
+    )
+    group.addoption(
+        "--specs", default=None, metavar="DIR", help="the specs folder (default: ./specs)"
+    )
+    group.addoption("--cassettes", default="cassettes", metavar="DIR", help="the cassettes folder")
+    group.addoption(
+        "--report-dir", default="reports", metavar="DIR", help="where results.json goes"
+    )
+    group.addoption(
+        "--base-url",
+        default=None,
+        metavar="URL",
+        help="send the (single) selected target's requests here instead",
+    )
+    group.addoption(
+        "--server-version",
+        default=None,
+        metavar="TEXT",
+        help="the server's name and version, stored in cassettes and results",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Load and check the specs, plan the cases; a bad spec is a usage error (exit 4)."""
+    if not _runs_suite(config):
+        return
+    specs = config.getoption("specs")
+    try:
+        catalog = load(Path(specs or "specs"))
+        cases = plan(catalog, config.getoption("target"), config.getoption("behavior"))
+    except (SpecError, SelectionError) as exc:
+        raise pytest.UsageError(str(exc)) from None
+    base_url = config.getoption("base_url")
+    targets = {case.target.name for case in cases}
+    if base_url and len(targets) != 1:
+        raise pytest.UsageError(
+            f"--base-url needs exactly one target; selected: {', '.join(sorted(targets))}"
+        )
+    settings = Settings(
+        mode=Mode(config.getoption("mode")),
+        cassettes=Path(config.getoption("cassettes")),
+        base_url=base_url,
+        server_version=config.getoption("server_version"),
+        specs_arg=specs,
+    )
+    runner = Runner(catalog, settings)
+    if settings.mode is not Mode.REPLAY:
+        for pattern in config.getoption("target"):
+            for name in sorted(targets):
+                target = catalog.targets[name]
+                if pattern == name and target.api_key_env:
+                    try:
+                        runner.key_for(target)
+                    except MissingKey as exc:
+                        raise pytest.UsageError(str(exc)) from None
+    session = SuiteSession(
+        catalog, cases, runner, Path(config.getoption("report_dir")), dt.datetime.now(dt.UTC)
+    )
+    config.stash[SESSION] = session
+    config.pluginmanager.register(session, "conformance-session")
+
+
+@pytest.fixture
+def conformance_case(request: pytest.FixtureRequest) -> results.CaseResult:
+    """Probe this item's case and judge it; skips and errors happen here, during set-up."""
+    session = request.config.stash[SESSION]
+    result = session.runner.execute(request.node.stash[CASE])
+    request.node.user_properties.append((USER_PROPERTY, result.model_dump_json()))
+    if result.verdict is Verdict.SKIPPED:
+        pytest.skip(result.summary)
+    if result.verdict is Verdict.ERROR:
+        __tracebackhide__ = True
+        raise CaseError(result.summary)
+    return result
+
+
+@dataclass
+class SuiteSession:
+    """One run of the suite: makes the items, gathers their results, writes them."""
+
+    catalog: Catalog
+    cases: list[Case]
+    runner: Runner
+    report_dir: Path
+    started_at: dt.datetime
+    collected: dict[str, results.CaseResult] = field(default_factory=dict)
+    write_error: str | None = None
+
+    def pytest_pycollect_makeitem(
+        self, collector: pytest.Collector, name: str, obj: Any
+    ) -> list[pytest.Item] | None:
+        """Turn the suite's one test function into one item per planned case."""
+        if name != "test_behavior" or not isinstance(collector, pytest.Module):
+            return None
+        if collector.path.resolve() != SUITE_FILE:
+            return None
+        items: list[pytest.Item] = []
+        for case in self.cases:
+            item = pytest.Function.from_parent(
+                collector, name=case.name, callobj=obj, originalname=name
+            )
+            item.stash[CASE] = case
+            items.append(item)
+        return items
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Keep each case's result; under xdist the reports reach the controller with them."""
+        for name, value in report.user_properties:
+            if name == USER_PROPERTY:
+                self.collected[report.nodeid] = results.CaseResult.model_validate_json(str(value))
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        """Stop servers; on the controller, write results.json and the HTML listing."""
+        self.runner.close()
+        if hasattr(session.config, "workerinput"):
+            return  # an xdist worker: the controller writes the merged results
+        written = self.results(complete=exitstatus != pytest.ExitCode.INTERRUPTED)
+        try:
+            results.write(written, self.report_dir / "results.json")
+            listing.write(written, self.report_dir / "index.html")
+        except OSError as exc:
+            self.write_error = (
+                f"cannot write the results to {self.report_dir}: {exc.strerror or exc}"
+            )
+            session.exitstatus = pytest.ExitCode.USAGE_ERROR
+
+    def pytest_terminal_summary(self, terminalreporter: Any, config: pytest.Config) -> None:
+        """One line of verdict counts, and where the results went."""
+        if hasattr(config, "workerinput"):
+            return
+        terminalreporter.write_sep("-", "conformance")
+        if self.write_error:
+            terminalreporter.write_line(f"ERROR: {self.write_error}", red=True)
+            return
+        counts: dict[str, int] = {}
+        for case in self.collected.values():
+            counts[case.verdict.value] = counts.get(case.verdict.value, 0) + 1
+        line = ", ".join(f"{count} {verdict}" for verdict, count in sorted(counts.items()))
+        terminalreporter.write_line(
+            f"{line or 'no cases'}; results in {self.report_dir / 'results.json'}"
+        )
+
+    def results(self, *, complete: bool) -> results.Results:
+        """The results of the cases finished so far, with provenance and the documented specs."""
+        cases = sorted(self.collected.values(), key=lambda case: case.id)
+        targets = {}
+        for name in sorted({case.target for case in cases}):
+            target = self.catalog.targets[name]
+            versions = [c.server_version for c in cases if c.target == name and c.server_version]
+            targets[name] = results.TargetInfo(
+                title=target.title,
+                profile=target.profile,
+                base_url=self.runner.settings.base_url or target.base_url,
+                models={str(api): model for api, model in target.models.items()},
+                server_version=versions[0] if versions else None,
+            )
+        behaviors, profiles = results.documented(self.catalog)
+        return results.Results(
+            provenance=results.provenance(
+                self.catalog, self.runner.settings.mode.value, self.started_at, complete=complete
+            ),
+            targets=targets,
+            behaviors=behaviors,
+            profiles=profiles,
+            cases=cases,
+        )
+
+
+def _runs_suite(config: pytest.Config) -> bool:
+    for argument in config.args:
+        head = argument.split("::", 1)[0]
+        if head == "conformance.suite":
+            return True
+        try:
+            if Path(head).resolve() == SUITE_FILE:
+                return True
+        except OSError:
+            continue
+    return False

@@ -1,0 +1,113 @@
+"""Probes by name: the contract between a behavior's YAML and the Python that observes it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from conformance.observation import Check, Observation, ProbeError, Tokens
+from conformance.probes.client import Endpoint, Reply
+from conformance.spec import Api
+
+
+@dataclass
+class ProbeContext:
+    """Everything one case gives its probe: where to send, which API and variant, the params."""
+
+    endpoint: Endpoint
+    api: Api
+    stream: bool
+    params: Mapping[str, Any]
+
+    def body(self, *, stream: bool | None = None, **fields: Any) -> dict[str, Any]:
+        """A deterministic request for this case's API and variant, plus ``fields``.
+
+        The prompt, max_tokens and seed come from the behavior's params; temperature is 0 so
+        that a control request and the probed request differ only by what the probe changes.
+        """
+        prompt = self.params["prompt"]
+        request: dict[str, Any] = (
+            {"messages": [{"role": "user", "content": prompt}]}
+            if self.api is Api.CHAT
+            else {"prompt": prompt}
+        )
+        request["temperature"] = 0
+        for name in ("max_tokens", "seed"):
+            if name in self.params:
+                request[name] = self.params[name]
+        if self.stream if stream is None else stream:
+            request["stream"] = True
+        request.update(fields)
+        return request
+
+    def send(self, label: str, body: dict[str, Any]) -> Reply:
+        """Send ``body``; the exchange is kept as evidence."""
+        return self.endpoint.send(self.api, body, label=label)
+
+    def require_ok(self, reply: Reply, why: str) -> Reply:
+        """A reply that must be a 2xx for the probe to go on; a refusal here is no observation."""
+        if not reply.ok:
+            code = reply.error.get("code") or reply.error.get("type") or ""
+            raise self.fail(
+                f"{reply.exchange.label}: {why} was refused with {reply.status} {code}".rstrip()
+            )
+        return reply
+
+    def fail(self, reason: str) -> ProbeError:
+        """A ProbeError carrying the evidence gathered so far."""
+        return ProbeError(reason, self.endpoint.exchanges)
+
+    def observe(self, outcome: str, summary: str, checks: Iterable[Check] = ()) -> Observation:
+        """The observation, with every exchange of this case and the tokens they used."""
+        tokens = Tokens()
+        for exchange in self.endpoint.exchanges:
+            spent = exchange.tokens
+            tokens = Tokens(
+                prompt=tokens.prompt + spent.prompt, completion=tokens.completion + spent.completion
+            )
+        return Observation(
+            outcome=outcome,
+            summary=summary,
+            exchanges=list(self.endpoint.exchanges),
+            checks=list(checks),
+            tokens=tokens,
+        )
+
+
+ProbeFunction = Callable[[ProbeContext], Observation]
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A registered probe and the outcomes it can classify into."""
+
+    name: str
+    outcomes: frozenset[str]
+    run: ProbeFunction = field(compare=False)
+
+
+REGISTRY: dict[str, Probe] = {}
+
+
+def probe(name: str, outcomes: Iterable[str]) -> Callable[[ProbeFunction], ProbeFunction]:
+    """Register ``function`` as the probe ``name``, classifying into ``outcomes``.
+
+    The loader checks that a behavior using this probe declares exactly these outcomes.
+    """
+
+    def register(function: ProbeFunction) -> ProbeFunction:
+        if name in REGISTRY:
+            raise ValueError(f"probe {name!r} is registered twice")
+        REGISTRY[name] = Probe(name, frozenset(outcomes), function)
+        return function
+
+    return register
+
+
+def registered() -> Mapping[str, Probe]:
+    """Every registered probe, by name (importing the probe modules registers them)."""
+    # Registration is an import side effect of the probe modules.
+    from conformance.probes import options, overflow, stop, stream_usage  # noqa: F401, PLC0415
+
+    return REGISTRY

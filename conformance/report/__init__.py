@@ -1,0 +1,1 @@
+"""Report stage: human-readable views of a results file."""

@@ -1,0 +1,229 @@
+"""Results stage: every case's verdict and evidence, with provenance, as one JSON file.
+
+The file is self-contained: it carries the behaviors' outcomes and every profile's
+expectations, so a report can be built from it alone. Its JSON Schema is published at
+``specs/schema/results.schema.json``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import subprocess
+import tempfile
+from importlib.metadata import version
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+import conformance
+from conformance.observation import Check, Exchange, Tokens
+from conformance.spec import Catalog
+from conformance.verdict import Verdict
+
+SCHEMA_VERSION = 1
+
+
+class _Result(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CaseResult(_Result):
+    """One case: what was expected, what was observed, the verdict and the evidence."""
+
+    id: str = Field(description="The test id, e.g. stop.inclusion[fireworks-chat-stream].")
+    behavior: str
+    target: str
+    api: str
+    stream: bool
+    profile: str = Field(description="The profile the target claims.")
+    expected: list[str] | None = Field(description="Acceptable outcomes; null when unknown.")
+    observed: str | None = Field(description="The outcome the probe classified; null if none.")
+    verdict: Verdict
+    summary: str = Field(
+        description="Why: the probe's one-line account, or the error or skip reason."
+    )
+    evidence: list[Exchange] = Field(default_factory=list)
+    checks: list[Check] = Field(default_factory=list)
+    tokens: Tokens = Field(default_factory=Tokens)
+    duration_s: float = 0.0
+    server_version: str | None = Field(default=None, description="As the server reported it.")
+
+    def explain(self) -> str:
+        """A few lines for a terminal: expected vs observed, and why."""
+        expected = " or ".join(self.expected) if self.expected is not None else "unknown"
+        return (
+            f"{self.id}: {self.profile} documents {expected}, observed {self.observed}\n"
+            f"  {self.summary}"
+        )
+
+
+class TargetInfo(_Result):
+    """A target as it was run."""
+
+    title: str
+    profile: str
+    base_url: str
+    models: dict[str, str]
+    server_version: str | None = Field(default=None, description="As the server reported it.")
+
+
+class Provenance(_Result):
+    """Where the results came from."""
+
+    suite_version: str
+    git_revision: str | None
+    specs_digest: str
+    openai_version: str
+    python_version: str
+    mode: str
+    started_at: dt.datetime
+    finished_at: dt.datetime
+    complete: bool = Field(description="False when the run was interrupted.")
+
+
+class OutcomeDoc(_Result):
+    """A behavior's outcome, for readers of the results."""
+
+    meaning: str
+
+
+class BehaviorDoc(_Result):
+    """A behavior, for readers of the results."""
+
+    title: str
+    family: str
+    description: str
+    outcomes: dict[str, OutcomeDoc]
+
+
+class ExpectationDoc(_Result):
+    """A profile's expectation, resolved through ``extends``."""
+
+    expected: list[str] | None
+    source: str
+    read: dt.date
+    quote: str | None = None
+    note: str | None = None
+    declared_in: str
+
+
+class ProfileDoc(_Result):
+    """A documented profile, for the report's profile columns."""
+
+    title: str
+    description: str
+    extends: str | None
+    expectations: dict[str, ExpectationDoc]
+
+
+class Results(_Result):
+    """The contents of ``reports/results.json``."""
+
+    schema_version: int = SCHEMA_VERSION
+    provenance: Provenance
+    targets: dict[str, TargetInfo]
+    behaviors: dict[str, BehaviorDoc]
+    profiles: dict[str, ProfileDoc]
+    cases: list[CaseResult]
+
+    def totals(self) -> dict[str, int]:
+        """How many cases came to each verdict."""
+        counts = {verdict.value: 0 for verdict in Verdict}
+        for case in self.cases:
+            counts[case.verdict.value] += 1
+        return counts
+
+
+def documented(catalog: Catalog) -> tuple[dict[str, BehaviorDoc], dict[str, ProfileDoc]]:
+    """The behaviors and resolved profile expectations of ``catalog``, as results carry them."""
+    behaviors = {
+        behavior.id: BehaviorDoc(
+            title=behavior.title,
+            family=behavior.family,
+            description=behavior.description,
+            outcomes={name: OutcomeDoc(meaning=o.meaning) for name, o in behavior.outcomes.items()},
+        )
+        for behavior in catalog.behaviors.values()
+    }
+    profiles = {}
+    for profile in catalog.profiles.values():
+        expectations = {}
+        for behavior_id in catalog.behaviors:
+            resolved = catalog.expectation(profile.id, behavior_id)
+            outcomes = resolved.outcomes
+            expectations[behavior_id] = ExpectationDoc(
+                expected=_ordered(resolved.expectation.expect) if outcomes is not None else None,
+                source=resolved.expectation.source,
+                read=resolved.expectation.read,
+                quote=resolved.expectation.quote,
+                note=resolved.expectation.note,
+                declared_in=resolved.declared_in,
+            )
+        profiles[profile.id] = ProfileDoc(
+            title=profile.title,
+            description=profile.description,
+            extends=profile.extends,
+            expectations=expectations,
+        )
+    return behaviors, profiles
+
+
+def _ordered(expect: str | list[str]) -> list[str]:
+    return [expect] if isinstance(expect, str) else list(expect)
+
+
+def provenance(
+    catalog: Catalog, mode: str, started_at: dt.datetime, *, complete: bool
+) -> Provenance:
+    """Provenance for a run that started at ``started_at`` and ends now."""
+    return Provenance(
+        suite_version=conformance.__version__,
+        git_revision=git_revision(Path(__file__).resolve().parent),
+        specs_digest=catalog.digest,
+        openai_version=version("openai"),
+        python_version=platform.python_version(),
+        mode=mode,
+        started_at=started_at,
+        finished_at=dt.datetime.now(dt.UTC),
+        complete=complete,
+    )
+
+
+def git_revision(where: Path) -> str | None:
+    """The git commit of the checkout holding ``where``, or None outside a checkout."""
+    try:
+        completed = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=where,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    revision = completed.stdout.strip()
+    return revision if completed.returncode == 0 and revision else None
+
+
+def write(results: Results, path: Path) -> None:
+    """Write ``results`` to ``path`` atomically: a reader sees the old file or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = results.model_dump_json(indent=2)
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def load(path: Path) -> Results:
+    """Read a results file written by ``write``."""
+    return Results.model_validate_json(path.read_text(encoding="utf-8"))
