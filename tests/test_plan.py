@@ -1,0 +1,50 @@
+"""Planning cases and judging them."""
+
+from __future__ import annotations
+
+import pytest
+
+from conformance.plan import SelectionError, matches, plan
+from conformance.spec import load_specs
+from conformance.verdict import Verdict, judge
+from tests.conftest import SPECS
+
+
+def test_every_behavior_target_api_variant_is_a_case() -> None:
+    catalog = load_specs(SPECS)
+    cases = plan(catalog, targets=["reference-openai"])
+    names = {case.name for case in cases}
+    assert "stop.inclusion[reference-openai-chat-stream]" in names
+    assert "stop.inclusion[reference-openai-completions-nostream]" in names
+    assert "option.best_of[reference-openai-completions-nostream]" in names
+    assert not any(name.startswith("option.best_of[reference-openai-chat") for name in names)
+    assert not any("stream.usage[" in name and "nostream" in name for name in names)
+    expected = sum(len(b.apis) * len(b.variants.stream) for b in catalog.behaviors.values())
+    assert len(cases) == expected
+
+
+def test_selection_by_prefix_and_glob() -> None:
+    assert matches("stop.inclusion", ["stop"])
+    assert matches("reference-openai", ["reference-*"])
+    assert not matches("stopper", ["stop"])
+    catalog = load_specs(SPECS)
+    assert {c.behavior.id for c in plan(catalog, behaviors=["stream"])} == {"stream.usage", "stream.usage.include_usage"}
+
+
+def test_unknown_selection_suggests() -> None:
+    with pytest.raises(SelectionError, match="did you mean 'reference-openai'"):
+        plan(load_specs(SPECS), targets=["reference-opnai"])
+
+
+@pytest.mark.parametrize(
+    ("expected", "observed", "verdict"),
+    [
+        (frozenset({"omitted"}), "omitted", Verdict.PASS),
+        (frozenset({"omitted"}), "included", Verdict.DEVIATION),
+        (frozenset({"rejected", "ignored"}), "ignored", Verdict.PASS),
+        (frozenset({"rejected", "ignored"}), "honoured", Verdict.DEVIATION),
+        (None, "honoured", Verdict.OBSERVED),
+    ],
+)
+def test_judge(expected: frozenset[str] | None, observed: str, verdict: Verdict) -> None:
+    assert judge(expected, observed) is verdict
