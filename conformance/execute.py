@@ -72,6 +72,8 @@ class Runner:
             key = os.environ[target.api_key_env]
         elif self._manages(target):
             key = "ref-" + secrets.token_urlsafe(24)
+        elif target.reference is not None:
+            key = "no-key"  # a reference server started by hand, without --api-key-env
         elif target.api_key_env:
             raise MissingKey(
                 f"target {target.name} needs its key in ${target.api_key_env} to run in "

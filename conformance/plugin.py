@@ -9,19 +9,20 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from conformance import results, suite
-from conformance.catalog import Catalog, SpecError, load
-from conformance.execute import MissingKey, Runner, Settings
-from conformance.plan import Case, SelectionError, plan
-from conformance.recording import Mode
-from conformance.report import listing
-from conformance.verdict import Verdict
+if TYPE_CHECKING:
+    from conformance.catalog import Catalog
+    from conformance.execute import Runner
+    from conformance.plan import Case
+    from conformance.results import CaseResult, Results
 
-SUITE_FILE = Path(suite.__file__).resolve()
+# The suite's modules import the openai SDK (and anyio); importing them only when the suite
+# runs keeps every other pytest run untouched, and lets pytest rewrite anyio's plugin.
+SUITE_FILE = Path(__file__).resolve().parent / "suite.py"
+MODES = ("replay", "record", "live")
 USER_PROPERTY = "conformance"
 
 
@@ -30,7 +31,7 @@ class CaseError(Exception):
 
 
 SESSION = pytest.StashKey["SuiteSession"]()
-CASE = pytest.StashKey[Case]()
+CASE = pytest.StashKey["Case"]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -52,8 +53,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--mode",
-        choices=[mode.value for mode in Mode],
-        default=Mode.REPLAY.value,
+        choices=MODES,
+        default=MODES[0],
         help="replay cassettes (default), record them, or run live without them",
     )
     group.addoption(
@@ -81,6 +82,11 @@ def pytest_configure(config: pytest.Config) -> None:
     """Load and check the specs, plan the cases; a bad spec is a usage error (exit 4)."""
     if not _runs_suite(config):
         return
+    from conformance.catalog import SpecError, load  # noqa: PLC0415
+    from conformance.execute import MissingKey, Runner, Settings  # noqa: PLC0415
+    from conformance.plan import SelectionError, plan  # noqa: PLC0415
+    from conformance.recording import Mode  # noqa: PLC0415
+
     specs = config.getoption("specs")
     try:
         catalog = load(Path(specs or "specs"))
@@ -118,8 +124,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture
-def conformance_case(request: pytest.FixtureRequest) -> results.CaseResult:
+def conformance_case(request: pytest.FixtureRequest) -> CaseResult:
     """Probe this item's case and judge it; skips and errors happen here, during set-up."""
+    from conformance.verdict import Verdict  # noqa: PLC0415
+
     session = request.config.stash[SESSION]
     result = session.runner.execute(request.node.stash[CASE])
     request.node.user_properties.append((USER_PROPERTY, result.model_dump_json()))
@@ -131,7 +139,7 @@ def conformance_case(request: pytest.FixtureRequest) -> results.CaseResult:
     return result
 
 
-@dataclass
+@dataclass(eq=False)  # registered as a pluggy plugin, which must be hashable
 class SuiteSession:
     """One run of the suite: makes the items, gathers their results, writes them."""
 
@@ -140,7 +148,7 @@ class SuiteSession:
     runner: Runner
     report_dir: Path
     started_at: dt.datetime
-    collected: dict[str, results.CaseResult] = field(default_factory=dict)
+    collected: dict[str, CaseResult] = field(default_factory=dict)
     write_error: str | None = None
 
     def pytest_pycollect_makeitem(
@@ -153,22 +161,25 @@ class SuiteSession:
             return None
         items: list[pytest.Item] = []
         for case in self.cases:
-            item = pytest.Function.from_parent(
-                collector, name=case.name, callobj=obj, originalname=name
-            )
+            item = pytest.Function.from_parent(collector, name=case.name, callobj=obj)
             item.stash[CASE] = case
             items.append(item)
         return items
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Keep each case's result; under xdist the reports reach the controller with them."""
+        from conformance.results import CaseResult  # noqa: PLC0415
+
         for name, value in report.user_properties:
             if name == USER_PROPERTY:
-                self.collected[report.nodeid] = results.CaseResult.model_validate_json(str(value))
+                self.collected[report.nodeid] = CaseResult.model_validate_json(str(value))
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         """Stop servers; on the controller, write results.json and the HTML listing."""
+        from conformance import results  # noqa: PLC0415
+        from conformance.report import listing  # noqa: PLC0415
+
         self.runner.close()
         if hasattr(session.config, "workerinput"):
             return  # an xdist worker: the controller writes the merged results
@@ -198,8 +209,10 @@ class SuiteSession:
             f"{line or 'no cases'}; results in {self.report_dir / 'results.json'}"
         )
 
-    def results(self, *, complete: bool) -> results.Results:
+    def results(self, *, complete: bool) -> Results:
         """The results of the cases finished so far, with provenance and the documented specs."""
+        from conformance import results  # noqa: PLC0415
+
         cases = sorted(self.collected.values(), key=lambda case: case.id)
         targets = {}
         for name in sorted({case.target for case in cases}):

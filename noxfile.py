@@ -1,0 +1,56 @@
+"""Sessions for everyone: the default replays the shipped cassettes and writes reports/.
+
+    nox                      # = nox -s conformance: replay every shipped cassette
+    nox -s tests             # the project's own tests
+    nox -s record -- --target reference-openai
+    nox -s live -- --target openai      # needs OPENAI_API_KEY
+    nox -s lint
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["conformance"]
+nox.options.reuse_existing_virtualenvs = True
+
+def _install(session: nox.Session, extras: str = "") -> None:
+    session.install("-e", f".{extras}")
+
+
+@nox.session
+def conformance(session: nox.Session) -> None:
+    """Replay every shipped cassette and write reports/ (no keys, no network)."""
+    _install(session)
+    session.run("conformance", "run", *session.posargs)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The project's own tests, including the mutation matrix against the reference server."""
+    _install(session, "[dev]")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def record(session: nox.Session) -> None:
+    """Run live and write cassettes (default: the reference targets, which need no key)."""
+    _install(session)
+    arguments = session.posargs or ["--target", "reference-*"]
+    session.run("conformance", "run", "--mode", "record", *arguments)
+
+
+@nox.session
+def live(session: nox.Session) -> None:
+    """Run live without cassettes; name targets with -- --target NAME."""
+    _install(session)
+    session.run("conformance", "run", "--mode", "live", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff (lint and format) and mypy."""
+    _install(session, "[dev]")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("mypy")
