@@ -14,6 +14,6 @@ SPECS = REPO / "specs"
 @pytest.fixture
 def specs_copy(tmp_path: Path) -> Path:
     """A writable copy of the shipped specs folder."""
-    target = tmp_path / "specs"
+    target = tmp_path / "specs-copy"
     shutil.copytree(SPECS, target, ignore=shutil.ignore_patterns("schema"))
     return target

@@ -18,6 +18,7 @@ UNKNOWN = "unknown"
 
 BehaviorId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$")]
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]*$")]
+Tokens = Annotated[int, Field(gt=0)]
 
 
 class Api(StrEnum):
@@ -134,7 +135,7 @@ class Target(_Spec):
         default=None, description="Name of the environment variable that holds the key."
     )
     models: dict[Api, str] = Field(min_length=1)
-    context_window: int | dict[Api, int] = Field(
+    context_window: Tokens | dict[Api, Tokens] = Field(
         description="The model's context window in tokens: one number, or one per API."
     )
     apis: list[Api] = Field(min_length=1)

@@ -1,0 +1,851 @@
+"""The reference server's ASGI app: OpenAI's chat and legacy completions over the toy model.
+
+Requests are validated as OpenAI does (errors in its envelope ``{"error": {"message", "type",
+"param", "code"}}``), then the switches decide the semantics a behavior is about: stop
+handling, context overflow, where a stream carries usage, and whether each option is
+honoured, ignored or refused. Unknown request fields are accepted and ignored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import math
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from conformance import __version__
+from conformance.reference import model
+from conformance.reference.switches import OptionMode, Switches
+
+if TYPE_CHECKING:
+    from conformance.reference.server import ServerConfig
+
+Api = Literal["chat", "completions"]
+
+_log = logging.getLogger(__name__)
+
+#: The ``server`` header of every response.
+SERVER_HEADER = f"conformance-reference/{__version__}"
+#: Overflow "exceed" still stops at this multiple of the window, so nothing runs away.
+EXCEED_CAP_FACTOR = 4
+#: Tokens one request may make the server generate (prompts x candidates x max_tokens).
+GENERATION_BUDGET = 65536
+MAX_N = 128
+MAX_BEST_OF = 20
+MAX_STOP = 4
+OVERFLOW_PARAM = "context_length_exceeded_behavior"
+CHAT_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+
+
+class ApiError(Exception):
+    """A request the server refuses, rendered in OpenAI's error envelope."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 400,
+        param: str | None = None,
+        code: str | None = None,
+        kind: str = "invalid_request_error",
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.param = param
+        self.code = code
+        self.kind = kind
+
+    def response(self) -> JSONResponse:
+        """The JSON error response."""
+        return error_response(
+            self.status, self.message, param=self.param, code=self.code, kind=self.kind
+        )
+
+
+def error_response(
+    status: int,
+    message: str,
+    *,
+    param: str | None = None,
+    code: str | None = None,
+    kind: str = "invalid_request_error",
+) -> JSONResponse:
+    """An OpenAI-style error envelope with ``status``."""
+    body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
+    return JSONResponse(body, status_code=status)
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _given(body: Mapping[str, Any], name: str) -> bool:
+    # OpenAI treats an explicit null as "not given".
+    return body.get(name) is not None
+
+
+def _type_name(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _number(body: Mapping[str, Any], name: str, low: float, high: float, default: float) -> float:
+    value = body.get(name)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ApiError(
+            f"Invalid type for '{name}': expected a number, but got {_type_name(value)} instead.",
+            param=name,
+            code="invalid_type",
+        )
+    if value < low:
+        raise ApiError(
+            f"Invalid '{name}': decimal below minimum value. Expected a value >= {low:g}, "
+            f"but got {value} instead.",
+            param=name,
+            code="decimal_below_min_value",
+        )
+    if value > high:
+        raise ApiError(
+            f"Invalid '{name}': decimal above maximum value. Expected a value <= {high:g}, "
+            f"but got {value} instead.",
+            param=name,
+            code="decimal_above_max_value",
+        )
+    return float(value)
+
+
+def _integer(body: Mapping[str, Any], name: str, low: int, high: int | None) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ApiError(
+            f"Invalid type for '{name}': expected an integer, but got {_type_name(value)} instead.",
+            param=name,
+            code="invalid_type",
+        )
+    if value < low:
+        raise ApiError(
+            f"Invalid '{name}': integer below minimum value. Expected a value >= {low}, "
+            f"but got {value} instead.",
+            param=name,
+            code="integer_below_min_value",
+        )
+    if high is not None and value > high:
+        raise ApiError(
+            f"Invalid '{name}': integer above maximum value. Expected a value <= {high}, "
+            f"but got {value} instead.",
+            param=name,
+            code="integer_above_max_value",
+        )
+    return value
+
+
+def _gate(body: Mapping[str, Any], name: str, mode: OptionMode) -> bool:
+    """True when option ``name`` is given and honoured; 400 when given and refused."""
+    if not _given(body, name):
+        return False
+    if mode == "reject":
+        raise ApiError(
+            f"Unsupported parameter: '{name}' is not supported by this server.",
+            param=name,
+            code="unsupported_parameter",
+        )
+    return mode == "honour"
+
+
+def _stop(body: Mapping[str, Any], switches: Switches) -> tuple[str, ...]:
+    value = body.get("stop")
+    if value is None:
+        return ()
+    if switches.stop == "reject":
+        raise ApiError(
+            "Unsupported parameter: 'stop' is not supported by this server.",
+            param="stop",
+            code="unsupported_parameter",
+        )
+    stops = [value] if isinstance(value, str) else value
+    if not isinstance(stops, list) or not all(isinstance(stop, str) for stop in stops):
+        raise ApiError(
+            "Invalid type for 'stop': expected a string or an array of strings.",
+            param="stop",
+            code="invalid_type",
+        )
+    if len(stops) > MAX_STOP:
+        raise ApiError(
+            f"Invalid 'stop': array too long. Expected at most {MAX_STOP} items, "
+            f"but got {len(stops)} instead.",
+            param="stop",
+            code="array_above_max_length",
+        )
+    return () if switches.stop == "ignore" else tuple(stop for stop in stops if stop)
+
+
+def _logit_bias(body: Mapping[str, Any], switches: Switches) -> dict[int, float]:
+    honoured = _gate(body, "logit_bias", switches.logit_bias)
+    value = body.get("logit_bias")
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ApiError(
+            "Invalid type for 'logit_bias': expected an object, "
+            f"but got {_type_name(value)} instead.",
+            param="logit_bias",
+            code="invalid_type",
+        )
+    bias: dict[int, float] = {}
+    for key, amount in value.items():
+        try:
+            token = int(key)
+        except ValueError:
+            token = -1
+        if not 0 <= token < model.VOCAB_SIZE:
+            raise ApiError(
+                f"Invalid key in 'logit_bias': {key}. Keys must be token ids "
+                f"from 0 to {model.VOCAB_SIZE - 1}.",
+                param="logit_bias",
+                code="invalid_value",
+            )
+        bias[token] = _number({"logit_bias": amount}, "logit_bias", -100, 100, 0.0)
+    return bias if honoured else {}
+
+
+def _messages(body: Mapping[str, Any]) -> list[dict[str, Any]]:
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise ApiError(
+            "'messages' is a required property and must be a non-empty array.",
+            param="messages",
+            code="invalid_value" if isinstance(messages, list) else "missing_required_parameter",
+        )
+    for index, message in enumerate(messages):
+        where = f"messages[{index}]"
+        if not isinstance(message, dict):
+            raise ApiError(f"Invalid type for '{where}': expected an object.", param=where)
+        role = message.get("role")
+        if role not in CHAT_ROLES:
+            raise ApiError(
+                f"Invalid value for '{where}.role': expected one of "
+                f"{', '.join(sorted(CHAT_ROLES))}, but got {role!r}.",
+                param=f"{where}.role",
+                code="invalid_value",
+            )
+        content = message.get("content")
+        if content is not None and not isinstance(content, str | list):
+            raise ApiError(
+                f"Invalid type for '{where}.content': expected a string or an array of parts.",
+                param=f"{where}.content",
+                code="invalid_type",
+            )
+    return messages
+
+
+def _completion_prompts(body: Mapping[str, Any]) -> list[list[int]]:
+    prompt = body.get("prompt", "<|endoftext|>")  # OpenAI's documented default
+    if isinstance(prompt, str):
+        return [model.tokenize(prompt)]
+    if isinstance(prompt, list) and prompt:
+        if all(isinstance(item, str) for item in prompt):
+            return [model.tokenize(item) for item in prompt]
+        if all(_is_token(item) for item in prompt):
+            return [list(prompt)]
+        if all(isinstance(item, list) and all(_is_token(t) for t in item) for item in prompt):
+            return [list(item) for item in prompt]
+    raise ApiError(
+        "Invalid 'prompt': expected a string, an array of strings, an array of token ids "
+        f"(0 to {model.VOCAB_SIZE - 1}) or an array of such arrays.",
+        param="prompt",
+        code="invalid_value",
+    )
+
+
+def _is_token(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < model.VOCAB_SIZE
+
+
+@dataclass(frozen=True)
+class _Call:
+    """A function call forced by ``function_call: {"name": ...}``."""
+
+    name: str
+    parameters: Mapping[str, Any] | None
+
+
+def _functions(
+    body: Mapping[str, Any], switches: Switches
+) -> tuple[list[dict[str, Any]], _Call | None]:
+    given = _given(body, "functions")
+    if switches.functions == "reject" and _given(body, "function_call") and not given:
+        _gate(body, "function_call", "reject")
+    if not _gate(body, "functions", switches.functions):
+        return [], None
+    functions = body["functions"]
+    if (
+        not isinstance(functions, list)
+        or not functions
+        or not all(isinstance(f, dict) and isinstance(f.get("name"), str) for f in functions)
+    ):
+        raise ApiError(
+            "Invalid 'functions': expected a non-empty array of objects with a 'name'.",
+            param="functions",
+            code="invalid_value",
+        )
+    choice = body.get("function_call")
+    if choice is None or choice in ("none", "auto"):
+        # The toy model never decides to call a function on its own.
+        return functions, None
+    name = choice.get("name") if isinstance(choice, dict) else None
+    chosen = next((f for f in functions if f["name"] == name), None)
+    if chosen is None:
+        raise ApiError(
+            "Invalid value for 'function_call': expected 'none', 'auto' or "
+            "{'name': <one of the functions>}.",
+            param="function_call",
+            code="invalid_value",
+        )
+    parameters = chosen.get("parameters")
+    return functions, _Call(str(name), parameters if isinstance(parameters, dict) else None)
+
+
+# --------------------------------------------------------------------------- planning
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A validated request: what to generate and how to send it."""
+
+    api: Api
+    model_name: str
+    prompts: list[list[int]]
+    n: int
+    candidates: int  # per prompt: best_of when honoured, else n
+    sampling: model.Sampling
+    stream: bool
+    usage_placement: str
+    call: _Call | None = None
+
+
+def _usage_placement(body: Mapping[str, Any], switches: Switches, stream: bool) -> str:
+    options = body.get("stream_options")
+    if options is None:
+        return switches.stream_usage
+    if switches.stream_usage_requested == "reject":
+        raise ApiError(
+            "Unrecognized request argument supplied: stream_options", param="stream_options"
+        )
+    if not stream:
+        raise ApiError(
+            "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+            param="stream_options",
+            code="invalid_value",
+        )
+    if not isinstance(options, dict):
+        raise ApiError(
+            "Invalid type for 'stream_options': expected an object.",
+            param="stream_options",
+            code="invalid_type",
+        )
+    if options.get("include_usage") is True:
+        return switches.stream_usage_requested
+    return switches.stream_usage
+
+
+def _overflow_mode(body: Mapping[str, Any], switches: Switches) -> str:
+    mode: str = switches.overflow
+    if OVERFLOW_PARAM not in body or switches.overflow_param == "ignore":
+        return mode
+    if switches.overflow_param == "reject":
+        raise ApiError(f"Unrecognized request argument supplied: {OVERFLOW_PARAM}")
+    value = body[OVERFLOW_PARAM]
+    if value is None:
+        return mode
+    if value == "error":
+        return "reject"
+    if value == "truncate":
+        return "clamp"
+    raise ApiError(
+        f"Invalid value for '{OVERFLOW_PARAM}': expected 'error' or 'truncate', but got {value!r}.",
+        param=OVERFLOW_PARAM,
+        code="invalid_value",
+    )
+
+
+def _max_tokens(
+    body: Mapping[str, Any], api: Api, prompt_tokens: int, switches: Switches, window: int
+) -> int:
+    """The tokens to generate per choice, after the context-window rules."""
+    param = "messages" if api == "chat" else "prompt"
+    name = (
+        "max_completion_tokens"
+        if api == "chat" and _given(body, "max_completion_tokens")
+        else "max_tokens"
+    )
+    requested = _integer(body, name, 1, None)
+    mode = _overflow_mode(body, switches)
+    if prompt_tokens > window:
+        what = "messages" if api == "chat" else "prompt"
+        raise ApiError(
+            f"This model's maximum context length is {window} tokens. However, your {what} "
+            f"resulted in {prompt_tokens} tokens. Please reduce the length of the {what}.",
+            param=param,
+            code="context_length_exceeded",
+        )
+    room = window - prompt_tokens
+    if requested is None:
+        # Without max_tokens the completion gets what fits, up to the usual default.
+        return min(model.DEFAULT_MAX_TOKENS, room)
+    if requested <= room:
+        return requested
+    if mode == "clamp":
+        return room
+    if mode == "exceed":
+        return min(requested, EXCEED_CAP_FACTOR * window)
+    where = "in the messages" if api == "chat" else "in the prompt"
+    raise ApiError(
+        f"This model's maximum context length is {window} tokens. However, you requested "
+        f"{prompt_tokens + requested} tokens ({prompt_tokens} {where}, {requested} in the "
+        f"completion). Please reduce the length of the {param} or completion.",
+        param=param,
+        code="context_length_exceeded",
+    )
+
+
+def plan(body: Mapping[str, Any], api: Api, config: ServerConfig) -> _Plan:
+    """Validate a request body and decide what to generate; ApiError for a refused request."""
+    switches = config.switches
+    name = body.get("model")
+    if not isinstance(name, str) or not name:
+        raise ApiError(
+            "you must provide a model parameter", param="model", code="missing_required_parameter"
+        )
+    stream = body.get("stream") or False
+    if not isinstance(stream, bool):
+        raise ApiError(
+            "Invalid type for 'stream': expected a boolean.", param="stream", code="invalid_type"
+        )
+
+    call: _Call | None = None
+    if api == "chat":
+        messages = _messages(body)
+        functions, call = _functions(body, switches)
+        prompts = [model.tokenize(model.render_chat(messages, functions))]
+        if _given(body, "best_of"):
+            _gate(body, "best_of", switches.best_of)  # not a chat option: refuse or ignore
+    else:
+        prompts = _completion_prompts(body)
+        _functions_on_completions(body, switches)
+
+    usage_placement = _usage_placement(body, switches, stream)
+    n = _integer(body, "n", 1, MAX_N) or 1
+    candidates = n
+    if api == "completions" and _gate(body, "best_of", switches.best_of):
+        best_of = _integer(body, "best_of", 1, MAX_BEST_OF) or 1
+        if best_of < n:
+            raise ApiError(
+                "best_of must be greater than or equal to n.", param="best_of", code="invalid_value"
+            )
+        if stream and best_of > 1:
+            raise ApiError("best_of cannot be streamed.", param="best_of", code="invalid_value")
+        candidates = best_of
+
+    temperature = _number(body, "temperature", 0, 2, 1.0)
+    top_p = _number(body, "top_p", 0, 1, 1.0)
+    seed = _integer(body, "seed", -(2**63), 2**63 - 1)
+    penalties = {
+        option: _number(body, option, -2, 2, 0.0)
+        if _gate(body, option, getattr(switches, option))
+        else 0.0
+        for option in ("presence_penalty", "frequency_penalty")
+    }
+    bias = _logit_bias(body, switches)
+    stops = _stop(body, switches)
+
+    longest = max(len(prompt) for prompt in prompts)
+    max_tokens = _max_tokens(body, api, longest, switches, config.context_window)
+    if len(prompts) * candidates * max_tokens > GENERATION_BUDGET:
+        raise ApiError(
+            f"This request asks for more than {GENERATION_BUDGET} generated tokens "
+            "(prompts x n or best_of x max_tokens), more than the reference server makes.",
+            param="n",
+            code="invalid_value",
+        )
+    sampling = model.Sampling(
+        max_tokens=max_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        seed=seed,
+        presence_penalty=penalties["presence_penalty"],
+        frequency_penalty=penalties["frequency_penalty"],
+        logit_bias=bias,
+        stop=stops,
+        keep_stop=switches.stop == "keep",
+    )
+    return _Plan(api, name, prompts, n, candidates, sampling, stream, usage_placement, call)
+
+
+def _functions_on_completions(body: Mapping[str, Any], switches: Switches) -> None:
+    # Not a completions option: refused when the switch refuses it, otherwise an unknown field.
+    for option in ("functions", "function_call"):
+        if _given(body, option) and switches.functions == "reject":
+            _gate(body, option, "reject")
+
+
+# --------------------------------------------------------------------------- generation
+
+
+@dataclass(frozen=True)
+class _Choice:
+    """One returned choice, ready to be rendered as JSON or as stream chunks."""
+
+    index: int
+    text: str
+    pieces: tuple[str, ...]
+    finish_reason: str
+    tokens: int
+    call: str | None = None  # the function name when the text is a call's arguments
+
+
+@dataclass
+class _Result:
+    choices: list[_Choice] = field(default_factory=list)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def usage(self, completion_tokens: int | None = None) -> dict[str, int]:
+        done = self.completion_tokens if completion_tokens is None else completion_tokens
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": done,
+            "total_tokens": self.prompt_tokens + done,
+        }
+
+
+def run(p: _Plan) -> _Result:
+    """Generate every choice of a planned request."""
+    result = _Result(prompt_tokens=sum(len(prompt) for prompt in p.prompts))
+    for prompt_index, prompt in enumerate(p.prompts):
+        base = prompt_index * p.n
+        if p.call is not None:
+            arguments = model.tokenize(model.function_arguments(prompt, p.call.parameters))
+            kept = arguments[: p.sampling.max_tokens]
+            finish = "function_call" if len(kept) == len(arguments) else "length"
+            for j in range(p.n):
+                result.choices.append(
+                    _Choice(
+                        base + j,
+                        model.detokenize(kept),
+                        model.stream_pieces(kept),
+                        finish,
+                        len(kept),
+                        p.call.name,
+                    )
+                )
+                result.completion_tokens += len(kept)
+            continue
+        generations = [model.generate(prompt, p.sampling, candidate=c) for c in range(p.candidates)]
+        result.completion_tokens += sum(len(g.tokens) for g in generations)
+        if p.candidates > p.n:
+            # best_of: the highest log-probability per token wins; ties keep generation order.
+            order = sorted(range(len(generations)), key=lambda i: -generations[i].mean_logprob)
+            generations = [generations[i] for i in sorted(order[: p.n])]
+        for j, g in enumerate(generations):
+            result.choices.append(
+                _Choice(base + j, g.text, g.pieces, g.finish_reason, len(g.tokens))
+            )
+    return result
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _fingerprint(config: ServerConfig) -> str:
+    settings = json.dumps([config.switches.model_dump(), config.context_window], sort_keys=True)
+    return "fp_" + hashlib.sha256(settings.encode()).hexdigest()[:10]
+
+
+def _envelope(
+    p: _Plan, ident: str, created: int, fingerprint: str, *, chunk: bool
+) -> dict[str, Any]:
+    if p.api == "chat":
+        kind = "chat.completion.chunk" if chunk else "chat.completion"
+    else:
+        kind = "text_completion"
+    return {
+        "id": ident,
+        "object": kind,
+        "created": created,
+        "model": p.model_name,
+        "system_fingerprint": fingerprint,
+    }
+
+
+def _message(choice: _Choice) -> dict[str, Any]:
+    if choice.call is not None:
+        return {
+            "role": "assistant",
+            "content": None,
+            "function_call": {"name": choice.call, "arguments": choice.text},
+            "refusal": None,
+        }
+    return {"role": "assistant", "content": choice.text, "refusal": None}
+
+
+def render_body(
+    p: _Plan, result: _Result, ident: str, created: int, fingerprint: str
+) -> dict[str, Any]:
+    """The JSON body of a non-streamed reply."""
+    body = _envelope(p, ident, created, fingerprint, chunk=False)
+    if p.api == "chat":
+        body["choices"] = [
+            {
+                "index": c.index,
+                "message": _message(c),
+                "logprobs": None,
+                "finish_reason": c.finish_reason,
+            }
+            for c in result.choices
+        ]
+    else:
+        body["choices"] = [
+            {"index": c.index, "text": c.text, "logprobs": None, "finish_reason": c.finish_reason}
+            for c in result.choices
+        ]
+    body["usage"] = result.usage()
+    return body
+
+
+@dataclass
+class _Event:
+    """One stream chunk's choice, before the envelope and usage are added."""
+
+    choice: dict[str, Any]
+    index: int
+    finish_tokens: int | None = None  # set on a finish chunk: the choice's exact token count
+
+
+def _choice_events(p: _Plan, c: _Choice) -> list[_Event]:
+    def chat(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return {"index": c.index, "delta": delta, "logprobs": None, "finish_reason": finish}
+
+    def text(piece: str, finish: str | None = None) -> dict[str, Any]:
+        return {"index": c.index, "text": piece, "logprobs": None, "finish_reason": finish}
+
+    events: list[_Event] = []
+    if p.api == "chat":
+        if c.call is not None:
+            first = {
+                "role": "assistant",
+                "content": None,
+                "function_call": {"name": c.call, "arguments": ""},
+            }
+            events.append(_Event(chat(first), c.index))
+            events += [_Event(chat({"function_call": {"arguments": s}}), c.index) for s in c.pieces]
+        else:
+            events.append(_Event(chat({"role": "assistant", "content": ""}), c.index))
+            events += [_Event(chat({"content": s}), c.index) for s in c.pieces]
+        events.append(_Event(chat({}, c.finish_reason), c.index, c.tokens))
+    else:
+        events += [_Event(text(s), c.index) for s in c.pieces]
+        events.append(_Event(text("", c.finish_reason), c.index, c.tokens))
+    return events
+
+
+def render_chunks(
+    p: _Plan, result: _Result, ident: str, created: int, fingerprint: str
+) -> list[dict[str, Any]]:
+    """The chunks of a streamed reply, one token each, with usage where the switches put it."""
+    per_choice = [_choice_events(p, c) for c in result.choices]
+    # Choices are interleaved position by position, as a batched server sends them.
+    events = [
+        lane[position]
+        for position in range(max(len(lane) for lane in per_choice))
+        for lane in per_choice
+        if position < len(lane)
+    ]
+    placement = p.usage_placement
+    last_finish = max(i for i, event in enumerate(events) if event.finish_tokens is not None)
+    done = dict.fromkeys((c.index for c in result.choices), 0)
+    chunks: list[dict[str, Any]] = []
+    for position, event in enumerate(events):
+        chunk = _envelope(p, ident, created, fingerprint, chunk=True)
+        chunk["choices"] = [event.choice]
+        # Running count for every_chunk: a content chunk is one token, a finish chunk exact.
+        if event.finish_tokens is not None:
+            done[event.index] = event.finish_tokens
+        elif "role" not in event.choice.get("delta", {}):
+            done[event.index] += 1
+        if placement == "every_chunk":
+            chunk["usage"] = result.usage(min(sum(done.values()), result.completion_tokens))
+            if position == last_finish:
+                chunk["usage"] = result.usage()
+        elif placement == "finish_chunk" and position == last_finish:
+            chunk["usage"] = result.usage()
+        elif placement == "extra_chunk":
+            chunk["usage"] = None  # OpenAI: every other chunk carries usage: null
+        chunks.append(chunk)
+    if placement == "extra_chunk":
+        extra = _envelope(p, ident, created, fingerprint, chunk=True)
+        extra["choices"] = []
+        extra["usage"] = result.usage()
+        chunks.append(extra)
+    return chunks
+
+
+def _sse(chunks: Sequence[dict[str, Any]]) -> AsyncIterator[str]:
+    async def lines() -> AsyncIterator[str]:
+        for chunk in chunks:
+            yield f"data: {json.dumps(chunk, separators=(',', ':'))}\n\n"
+        yield "data: [DONE]\n\n"
+
+    return lines()
+
+
+# --------------------------------------------------------------------------- the app
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ApiError(
+            "We could not parse the JSON body of your request. The API expects a JSON payload."
+        ) from None
+    if not isinstance(body, dict):
+        raise ApiError("The JSON body of the request must be an object.")
+    return body
+
+
+def _completion_endpoint(api: Api, config: ServerConfig) -> Any:
+    fingerprint = _fingerprint(config)
+    prefix = "chatcmpl-" if api == "chat" else "cmpl-"
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            p = plan(await _json_body(request), api, config)
+        except ApiError as error:
+            return error.response()
+        result = run(p)
+        ident = prefix + uuid.uuid4().hex[:24]
+        created = int(time.time())
+        if p.stream:
+            chunks = render_chunks(p, result, ident, created, fingerprint)
+            return StreamingResponse(
+                _sse(chunks), media_type="text/event-stream", headers={"cache-control": "no-cache"}
+            )
+        return JSONResponse(render_body(p, result, ident, created, fingerprint))
+
+    return endpoint
+
+
+def _model_object(name: str) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": 0, "owned_by": "conformance-reference"}
+
+
+class _Envelope:
+    """ASGI middleware: the ``server`` header on every response, and the API key check."""
+
+    def __init__(self, app: ASGIApp, api_key: str | None) -> None:
+        self.app = app
+        self.api_key = api_key
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_header(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"server"]
+                headers.append((b"server", SERVER_HEADER.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        refusal = self._refusal(scope)
+        if refusal is not None:
+            await refusal(scope, receive, send_with_header)
+            return
+        started = False
+
+        async def send_tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send_with_header(message)
+
+        try:
+            await self.app(scope, receive, send_tracked)
+        except Exception:
+            if started:
+                raise
+            # Handled here rather than by Starlette's outermost error middleware, so that a
+            # 500 is in OpenAI's envelope and carries the server header too.
+            _log.exception("unhandled error in %s", scope.get("path"))
+            await error_response(500, "The server had an error.", kind="server_error")(
+                scope, receive, send_with_header
+            )
+
+    def _refusal(self, scope: Scope) -> Response | None:
+        if self.api_key is None:
+            return None
+        given = dict(scope.get("headers", [])).get(b"authorization", b"").decode("latin-1")
+        scheme, _, token = given.partition(" ")
+        if not given:
+            return error_response(
+                401,
+                "You didn't provide an API key. You need to provide your API key in an "
+                "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+            )
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip(), self.api_key):
+            # The key is not echoed: replies end up in evidence files.
+            return error_response(401, "Incorrect API key provided.", code="invalid_api_key")
+        return None
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    if status == 404:
+        message = f"Invalid URL ({request.method} {request.url.path})"
+    elif status == 405:
+        message = f"Method {request.method} is not allowed for {request.url.path}"
+    else:
+        message = exc.detail if isinstance(exc, HTTPException) else "The server had an error."
+    kind = "server_error" if status >= 500 else "invalid_request_error"
+    return error_response(status, message, kind=kind)
+
+
+def create_app(config: ServerConfig) -> Starlette:
+    """The reference server's Starlette app for ``config`` (switches, window, key, model name)."""
+
+    async def list_models(request: Request) -> Response:
+        return JSONResponse({"object": "list", "data": [_model_object(config.model)]})
+
+    async def get_model(request: Request) -> Response:
+        # Any model name is accepted in requests, so every name "exists".
+        return JSONResponse(_model_object(request.path_params["name"]))
+
+    routes = [
+        Route("/v1/chat/completions", _completion_endpoint("chat", config), methods=["POST"]),
+        Route("/v1/completions", _completion_endpoint("completions", config), methods=["POST"]),
+        Route("/v1/models", list_models, methods=["GET"]),
+        Route("/v1/models/{name:path}", get_model, methods=["GET"]),
+    ]
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(_Envelope, api_key=config.api_key)],
+        exception_handlers={HTTPException: _http_error},
+    )

@@ -1,0 +1,93 @@
+"""The reference server's switches: mechanisms that change what the server does.
+
+Each switch is a small closed set of values, and the defaults are what OpenAI documents.
+The server knows nothing of behaviors or outcomes; ``specs/behaviors/*.yaml`` maps each
+outcome to the switch settings that make the server show it (see ``dialect.py``).
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Mapping
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from conformance.spec.loader import suggest
+
+#: How an option the request carries is treated: used, accepted and dropped, or refused.
+OptionMode = Literal["honour", "ignore", "reject"]
+#: Where a stream carries usage.
+UsagePlacement = Literal["absent", "finish_chunk", "extra_chunk", "every_chunk"]
+
+
+class Switches(BaseModel):
+    """Every semantic switch of the reference server; the defaults are OpenAI's documented ones."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    stop: Literal["strip", "keep", "ignore", "reject"] = "strip"
+    """strip: text ends before the first stop match; keep: text ends with it; ignore: stop has
+    no effect; reject: 400 for any request carrying ``stop``."""
+
+    overflow: Literal["reject", "clamp", "exceed"] = "reject"
+    """When prompt + max_tokens exceeds the context window (the prompt alone fitting): a 400
+    ``context_length_exceeded``, max_tokens lowered to what fits, or max_tokens generated anyway."""
+
+    overflow_param: OptionMode = "reject"
+    """Fireworks' ``context_length_exceeded_behavior``: honour ("error" / "truncate"), accept
+    and ignore, or refuse as an unrecognized argument."""
+
+    stream_usage: UsagePlacement = "absent"
+    """Where a stream carries usage when the request does not ask for it."""
+
+    stream_usage_requested: Literal[
+        "absent", "finish_chunk", "extra_chunk", "every_chunk", "reject"
+    ] = "extra_chunk"
+    """Where a stream carries usage when ``stream_options.include_usage`` is true; reject:
+    400 for any request carrying ``stream_options``."""
+
+    presence_penalty: OptionMode = "honour"
+    frequency_penalty: OptionMode = "honour"
+    logit_bias: OptionMode = "honour"
+    best_of: OptionMode = "honour"
+    functions: OptionMode = "honour"
+
+    def with_settings(self, settings: Mapping[str, str]) -> Switches:
+        """A copy with ``settings`` ({switch: value}) applied; ValueError names what is wrong."""
+        for name, value in settings.items():
+            check_setting(name, value)
+        return self.model_copy(update=dict(settings))
+
+    def changed(self) -> dict[str, str]:
+        """The switches that differ from OpenAI's defaults, for logs and fingerprints."""
+        default = Switches()
+        return {
+            name: str(getattr(self, name))
+            for name in SWITCH_NAMES
+            if getattr(self, name) != getattr(default, name)
+        }
+
+
+#: Switch names in declaration order.
+SWITCH_NAMES: tuple[str, ...] = tuple(Switches.model_fields)
+
+
+def switch_values(name: str) -> tuple[str, ...]:
+    """The values switch ``name`` takes; KeyError for an unknown switch."""
+    annotation = Switches.model_fields[name].annotation
+    return tuple(str(arg) for arg in typing.get_args(annotation))
+
+
+def check_setting(name: str, value: str) -> None:
+    """Raise ValueError unless ``name`` is a switch and ``value`` one of its values."""
+    if name not in Switches.model_fields:
+        raise ValueError(f"unknown switch '{name}'; {suggest(name, SWITCH_NAMES)}")
+    allowed = switch_values(name)
+    if value not in allowed:
+        raise ValueError(f"switch '{name}' does not take '{value}'; {suggest(str(value), allowed)}")
+
+
+def apply_settings(settings: Mapping[str, str], base: Switches | None = None) -> Switches:
+    """``base`` (default: OpenAI's defaults) with ``settings`` applied; see ``with_settings``."""
+    return (base or Switches()).with_settings(settings)
