@@ -20,7 +20,9 @@ CANARY = "canary-key-3f9d2a7c1b8e4d6f"
 CATALOG = load(SPECS)
 
 
-def conformance(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def conformance(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     """Run the `conformance` command as a user would."""
     return subprocess.run(
         [sys.executable, "-m", "conformance", *args],
@@ -46,13 +48,24 @@ def workdir(tmp_path: Path) -> Path:
 
 def test_record_then_replay_reproduces_and_keeps_no_key(workdir: Path) -> None:
     recorded = conformance(
-        "run", "--mode", "record", "--target", "reference-fireworks", "--behavior", "stop",
-        "--behavior", "stream", cwd=workdir, env={"REFERENCE_API_KEY": CANARY},
+        "run",
+        "--mode",
+        "record",
+        "--target",
+        "reference-fireworks",
+        "--behavior",
+        "stop",
+        "--behavior",
+        "stream",
+        cwd=workdir,
+        env={"REFERENCE_API_KEY": CANARY},
     )
     assert recorded.returncode == 0, recorded.stdout + recorded.stderr
     cassettes = sorted((workdir / "cassettes" / "reference-fireworks").rglob("*.yaml"))
     assert len(cassettes) == 8
-    replayed = conformance("run", "--target", "reference-fireworks", "--report-dir", "replayed", cwd=workdir)
+    replayed = conformance(
+        "run", "--target", "reference-fireworks", "--report-dir", "replayed", cwd=workdir
+    )
     assert replayed.returncode == 0, replayed.stdout
     before, after = _results(workdir / "reports"), _results(workdir / "replayed")
     assert {k: (v["observed"], v["verdict"]) for k, v in before.items()} == {
@@ -63,22 +76,46 @@ def test_record_then_replay_reproduces_and_keeps_no_key(workdir: Path) -> None:
     # Cases with no cassette are skipped with the command that records them.
     skipped = after["option.best_of[reference-fireworks-completions-nostream]"]
     assert skipped["verdict"] == "skipped"
-    assert "conformance run --mode record --target reference-fireworks --behavior option.best_of" in str(skipped["summary"])
-    for written in [*cassettes, *(workdir / "reports").iterdir(), *(workdir / "replayed").iterdir()]:
+    assert (
+        "conformance run --mode record --target reference-fireworks --behavior option.best_of"
+        in str(skipped["summary"])
+    )
+    for written in [
+        *cassettes,
+        *(workdir / "reports").iterdir(),
+        *(workdir / "replayed").iterdir(),
+    ]:
         assert CANARY not in written.read_text(), written
     assert CANARY not in recorded.stdout + recorded.stderr
 
 
 def test_replay_mismatch_names_the_cassette_and_the_command(workdir: Path) -> None:
-    assert conformance("run", "--mode", "record", "--target", "reference-openai", "--behavior", "stop.inclusion", cwd=workdir).returncode == 0
+    assert (
+        conformance(
+            "run",
+            "--mode",
+            "record",
+            "--target",
+            "reference-openai",
+            "--behavior",
+            "stop.inclusion",
+            cwd=workdir,
+        ).returncode
+        == 0
+    )
     cassette = workdir / "cassettes" / "reference-openai" / "stop.inclusion" / "chat-nostream.yaml"
     cassette.write_text(cassette.read_text().replace("lighthouse keeper", "lighthouse sweeper"))
-    replayed = conformance("run", "--target", "reference-openai", "--behavior", "stop.inclusion", cwd=workdir)
+    replayed = conformance(
+        "run", "--target", "reference-openai", "--behavior", "stop.inclusion", cwd=workdir
+    )
     assert replayed.returncode == 1
     case = _results(workdir / "reports")["stop.inclusion[reference-openai-chat-nostream]"]
     assert case["verdict"] == "error"
     assert str(cassette.relative_to(workdir)) in str(case["summary"])
-    assert "re-record with: conformance run --mode record --target reference-openai --behavior stop.inclusion" in str(case["summary"])
+    assert (
+        "re-record with: conformance run --mode record --target reference-openai --behavior stop.inclusion"
+        in str(case["summary"])
+    )
     assert "1 error" in replayed.stdout
 
 
@@ -89,7 +126,8 @@ def test_bad_spec_is_one_message_and_exit_4(workdir: Path, specs_copy: Path) -> 
         completed = conformance(*command, cwd=workdir)
         assert completed.returncode == 4, completed.stdout + completed.stderr
         output = completed.stdout + completed.stderr
-        assert "fireworks.yaml:13:13:" in output and "did you mean 'included'?" in output
+        assert "fireworks.yaml:13:13:" in output
+        assert "did you mean 'included'?" in output
         assert "Traceback" not in output
 
 
@@ -107,10 +145,26 @@ def test_missing_key_for_a_named_live_target_is_a_usage_error(workdir: Path) -> 
 
 
 def test_xdist_workers_results_are_merged(workdir: Path) -> None:
-    completed = conformance("run", "--mode", "record", "--target", "reference-openai", "--behavior", "option", "--", "-n", "2", cwd=workdir)
+    completed = conformance(
+        "run",
+        "--mode",
+        "record",
+        "--target",
+        "reference-openai",
+        "--behavior",
+        "option",
+        "--",
+        "-n",
+        "2",
+        cwd=workdir,
+    )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     cases = _results(workdir / "reports")
-    assert len(cases) == sum(len(b.apis) * len(b.variants.stream) for i, b in CATALOG.behaviors.items() if i.startswith("option."))
+    assert len(cases) == sum(
+        len(b.apis) * len(b.variants.stream)
+        for i, b in CATALOG.behaviors.items()
+        if i.startswith("option.")
+    )
     assert len(list((workdir / "cassettes").rglob("*.yaml"))) == len(cases)
 
 
@@ -125,8 +179,19 @@ def served(request: pytest.FixtureRequest) -> Iterator[str]:
     """`conformance serve` with the dialect the test names, on a free port."""
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "conformance", "serve", "--dialect", request.param, "--port", str(port)],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "conformance",
+            "serve",
+            "--dialect",
+            request.param,
+            "--port",
+            str(port),
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         deadline = time.monotonic() + 30
@@ -145,23 +210,46 @@ def served(request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 @pytest.mark.parametrize("served", ["fireworks"], indirect=True)
-def test_fireworks_target_passes_against_a_fireworks_dialect_server(served: str, workdir: Path) -> None:
-    completed = conformance("run", "--mode", "live", "--target", "reference-fireworks", "--base-url", served, cwd=workdir)
+def test_fireworks_target_passes_against_a_fireworks_dialect_server(
+    served: str, workdir: Path
+) -> None:
+    completed = conformance(
+        "run",
+        "--mode",
+        "live",
+        "--target",
+        "reference-fireworks",
+        "--base-url",
+        served,
+        cwd=workdir,
+    )
     assert completed.returncode == 0, completed.stdout
     verdicts = {case["verdict"] for case in _results(workdir / "reports").values()}
     assert verdicts <= {"pass", "observed"}
 
 
 @pytest.mark.parametrize("served", ["openai"], indirect=True)
-def test_fireworks_target_deviates_exactly_where_the_profiles_differ(served: str, workdir: Path) -> None:
-    completed = conformance("run", "--mode", "live", "--target", "reference-fireworks", "--base-url", served, cwd=workdir)
+def test_fireworks_target_deviates_exactly_where_the_profiles_differ(
+    served: str, workdir: Path
+) -> None:
+    completed = conformance(
+        "run",
+        "--mode",
+        "live",
+        "--target",
+        "reference-fireworks",
+        "--base-url",
+        served,
+        cwd=workdir,
+    )
     assert completed.returncode == 1
     cases = _results(workdir / "reports").values()
     deviating = {case["behavior"] for case in cases if case["verdict"] == "deviation"}
     differing = {
         behavior
         for behavior in CATALOG.behaviors
-        if CATALOG.expectation("openai", behavior).outcomes != CATALOG.expectation("fireworks", behavior).outcomes
+        if CATALOG.expectation("openai", behavior).outcomes
+        != CATALOG.expectation("fireworks", behavior).outcomes
         and CATALOG.expectation("fireworks", behavior).outcomes is not None
     }
     assert deviating == differing

@@ -8,7 +8,9 @@ from hypothesis import strategies as st
 from conformance.probes.stop import choose_stop_word
 from conformance.probes.stream_usage import compare_usage, usage_placement
 
-words = st.lists(st.sampled_from(["alpha", "bravo", "the", "sea", "a", "x", "harbour", ",", "."]), max_size=20)
+words = st.lists(
+    st.sampled_from(["alpha", "bravo", "the", "sea", "a", "x", "harbour", ",", "."]), max_size=20
+)
 
 
 @given(st.text(max_size=80) | words.map(" ".join))
@@ -17,7 +19,8 @@ def test_stop_word_leaves_text_on_both_sides(text: str) -> None:
     if word is None:
         return
     first = text.find(word)
-    assert word.isalpha() and len(word) >= 3
+    assert word.isalpha()
+    assert len(word) >= 3
     assert first > 0, "something must come before the stop word"
     assert text[first + len(word) :].strip(), "something must come after it"
 
@@ -28,8 +31,12 @@ def test_stop_word_is_from_the_middle() -> None:
     assert choose_stop_word("") is None
 
 
-def _chunk(finish: str | None = None, usage: bool = False, choices: bool = True) -> dict[str, object]:
-    chunk: dict[str, object] = {"choices": [{"index": 0, "finish_reason": finish}] if choices else []}
+def _chunk(
+    finish: str | None = None, usage: bool = False, choices: bool = True
+) -> dict[str, object]:
+    chunk: dict[str, object] = {
+        "choices": [{"index": 0, "finish_reason": finish}] if choices else []
+    }
     chunk["usage"] = {"prompt_tokens": 1} if usage else None
     return chunk
 
@@ -37,7 +44,10 @@ def _chunk(finish: str | None = None, usage: bool = False, choices: bool = True)
 def test_usage_placements() -> None:
     assert usage_placement([_chunk(), _chunk("stop")]) == "absent"
     assert usage_placement([_chunk(), _chunk("stop", usage=True)]) == "finish_chunk"
-    assert usage_placement([_chunk(), _chunk("stop"), _chunk(usage=True, choices=False)]) == "extra_chunk"
+    assert (
+        usage_placement([_chunk(), _chunk("stop"), _chunk(usage=True, choices=False)])
+        == "extra_chunk"
+    )
     assert usage_placement([_chunk(usage=True), _chunk("stop", usage=True)]) == "every_chunk"
     # An extra chunk whose choices are not empty fits no declared placement.
     assert usage_placement([_chunk(), _chunk("stop"), _chunk(usage=True)]) is None
