@@ -1,10 +1,11 @@
 """Sessions for everyone: the default replays the shipped cassettes and writes reports/.
 
-    nox                      # = nox -s conformance: replay every shipped cassette
-    nox -s tests             # the project's own tests
-    nox -s record -- --target reference-openai
-    nox -s live -- --target openai      # needs OPENAI_API_KEY
-    nox -s lint
+nox                      # = nox -s conformance: replay every shipped cassette
+nox -s tests             # the project's own tests
+nox -s record -- --target reference-openai
+nox -s live -- --target openai      # needs OPENAI_API_KEY
+nox -s lint
+nox -s report -- reports/results.json --previous old/results.json
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import nox
 
 nox.options.sessions = ["conformance"]
 nox.options.reuse_existing_virtualenvs = True
+
 
 def _install(session: nox.Session, extras: str = "") -> None:
     session.install("-e", f".{extras}")
@@ -45,6 +47,13 @@ def live(session: nox.Session) -> None:
     """Run live without cassettes; name targets with -- --target NAME."""
     _install(session)
     session.run("conformance", "run", "--mode", "live", *session.posargs)
+
+
+@nox.session
+def report(session: nox.Session) -> None:
+    """Rebuild index.html and summary.md from a results file (default reports/results.json)."""
+    _install(session)
+    session.run("conformance", "report", *session.posargs)
 
 
 @nox.session

@@ -1,7 +1,17 @@
 """The ``conformance`` command: parses arguments and calls the library.
 
-Exit codes: 0 every case as expected; 1 a case deviated or errored; 4 a usage or spec
-error (bad specs, unknown target, unwritable report folder); 5 no case was selected.
+Exit codes of ``conformance run`` (the CI gate, ``conformance.gate.ExitCode``):
+
+- 0: every case as expected: it passed or was observed, or the baseline expects its outcome;
+- 1: an unexpected deviation (without ``--baseline``, any deviation);
+- 2: no unexpected deviation, but unexpected errors (infrastructure: connection failures,
+  5xx, timeouts, a request missing from its cassette); also an interrupted run;
+- 4: a usage or spec error: bad arguments, a bad spec or baseline file, an unknown target,
+  a missing key for a target named in live mode, an unwritable report folder;
+- 5: no case was selected.
+
+Unexpected passes (the baseline expects a deviation that no longer happens) are reported
+but do not change the exit code. The other commands exit 0, or 4 on a usage error.
 """
 
 from __future__ import annotations
@@ -23,8 +33,9 @@ from conformance.spec.loader import suggest
 
 if TYPE_CHECKING:
     from conformance.catalog import Catalog
+    from conformance.results import Results
 
-EXIT_USAGE = 4
+EXIT_USAGE = 4  # = conformance.gate.ExitCode.USAGE_ERROR
 DEFAULT_PORT = 8000
 MODES = ("replay", "record", "live")
 
@@ -78,7 +89,57 @@ def _parser() -> argparse.ArgumentParser:
         "--base-url", default=None, help="send the one selected target's requests here"
     )
     run.add_argument("--server-version", default=None, help="stored in cassettes and results")
+    run.add_argument(
+        "--baseline",
+        default=None,
+        metavar="FILE",
+        help="known deviations and flaky cases; fail only on unexpected outcomes",
+    )
+    run.add_argument(
+        "--previous",
+        action="append",
+        default=[],
+        metavar="RESULTS",
+        help="an earlier results.json the report compares with (repeatable, oldest first)",
+    )
     run.set_defaults(handler=_run)
+
+    report = commands.add_parser(
+        "report", help="rebuild index.html and summary.md from a results file"
+    )
+    report.add_argument("results", nargs="?", default="reports/results.json", metavar="RESULTS")
+    report.add_argument(
+        "--out", default=None, metavar="DIR", help="where to write (default: next to RESULTS)"
+    )
+    report.add_argument("--previous", action="append", default=[], metavar="RESULTS")
+    report.add_argument("--baseline", default=None, metavar="FILE")
+    report.set_defaults(handler=_report)
+
+    compare = commands.add_parser("compare", help="what changed between two runs")
+    compare.add_argument("old", metavar="OLD.json")
+    compare.add_argument("new", metavar="NEW.json")
+    compare.add_argument(
+        "--html",
+        default="reports/compare.html",
+        metavar="FILE",
+        help="also write the changes as HTML here ('' for none)",
+    )
+    compare.set_defaults(handler=_compare)
+
+    baseline = commands.add_parser("baseline", help="manage a CI baseline")
+    baseline_commands = baseline.add_subparsers(required=True, metavar="ACTION")
+    update = baseline_commands.add_parser(
+        "update", help="write a baseline that expects a run's deviations"
+    )
+    update.add_argument("--results", default="reports/results.json", metavar="RESULTS")
+    update.add_argument("--baseline", default="conformance-baseline.yaml", metavar="FILE")
+    update.add_argument(
+        "--target",
+        action="append",
+        default=[],
+        help="update only these targets' entries (default: every recorded target)",
+    )
+    update.set_defaults(handler=_baseline_update)
 
     listing = commands.add_parser("list", help="list behaviors, profiles and targets")
     listing.add_argument("--specs", default="specs", metavar="DIR")
@@ -137,11 +198,71 @@ def _run(options: argparse.Namespace, passthrough: list[str]) -> int:
     for name in ("target", "behavior"):
         for value in getattr(options, name):
             arguments += [f"--{name}", value]
-    for name in ("specs", "base_url", "server_version"):
+    for name in ("specs", "base_url", "server_version", "baseline"):
         value = getattr(options, name)
         if value:
             arguments += [f"--{name.replace('_', '-')}", value]
+    for value in options.previous:
+        arguments += ["--previous", value]
     return int(pytest.main([*arguments, *passthrough]))
+
+
+def _read_results(path: str) -> Results:
+    from conformance import results  # noqa: PLC0415
+
+    try:
+        return results.load(Path(path))
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read it: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        first = " ".join(str(exc).splitlines()[:3])
+        raise ValueError(f"{path}: not a results file: {first}") from None
+
+
+def _report(options: argparse.Namespace, _: list[str]) -> int:
+    from conformance import gate  # noqa: PLC0415
+    from conformance.report import html, markdown  # noqa: PLC0415
+
+    results = _read_results(options.results)
+    previous = [_read_results(path) for path in options.previous]
+    baseline = gate.load(Path(options.baseline)) if options.baseline else None
+    report = gate.evaluate(
+        results.cases, baseline, Path(options.baseline) if options.baseline else None
+    )
+    out = Path(options.out) if options.out else Path(options.results).parent
+    html.write(results, out / "index.html", previous=previous, gate=report)
+    markdown.write(results, out / "summary.md", gate=report)
+    print(out / "index.html")
+    print(out / "summary.md")
+    return 0
+
+
+def _compare(options: argparse.Namespace, _: list[str]) -> int:
+    from conformance import compare  # noqa: PLC0415
+    from conformance.report import html  # noqa: PLC0415
+
+    comparison = compare.compare(_read_results(options.old), _read_results(options.new))
+    print(compare.render_text(comparison, options.old, options.new))
+    if options.html:
+        path = Path(options.html)
+        html.write_text(html.render_comparison(comparison, options.old, options.new), path)
+        print(f"HTML: {path}")
+    return 0
+
+
+def _baseline_update(options: argparse.Namespace, _: list[str]) -> int:
+    from conformance import gate  # noqa: PLC0415
+
+    results = _read_results(options.results)
+    path = Path(options.baseline)
+    existing = gate.load(path) if path.exists() else None
+    updated = gate.update(results, existing, options.target)
+    gate.write(updated, path)
+    entries = sum(len(entries) for entries in updated.targets.values())
+    print(
+        f"{path}: {entries} entr{'y' if entries == 1 else 'ies'} for {len(updated.targets)} targets"
+    )
+    return 0
 
 
 def _list(options: argparse.Namespace, _: list[str]) -> int:
@@ -244,6 +365,7 @@ def _schema(options: argparse.Namespace, _: list[str]) -> int:
 
 def schemas() -> dict[str, str]:
     """The published JSON Schemas, by file name."""
+    from conformance.gate import Baseline  # noqa: PLC0415
     from conformance.results import Results  # noqa: PLC0415
     from conformance.spec.models import BehaviorFile, Profile, Target  # noqa: PLC0415
 
@@ -252,6 +374,7 @@ def schemas() -> dict[str, str]:
         "profiles.schema.json": Profile,
         "targets.schema.json": Target,
         "results.schema.json": Results,
+        "baseline.schema.json": Baseline,
     }
     return {
         name: json.dumps(model.model_json_schema(), indent=2) + "\n"

@@ -16,6 +16,7 @@ import pytest
 if TYPE_CHECKING:
     from conformance.catalog import Catalog
     from conformance.execute import Runner
+    from conformance.gate import Baseline, GateReport
     from conformance.plan import Case
     from conformance.results import CaseResult, Results
 
@@ -76,21 +77,38 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="TEXT",
         help="the server's name and version, stored in cassettes and results",
     )
+    group.addoption(
+        "--baseline",
+        default=None,
+        metavar="FILE",
+        help="known deviations and flaky cases per target; fail only on unexpected outcomes",
+    )
+    group.addoption(
+        "--previous",
+        action="append",
+        default=[],
+        metavar="RESULTS",
+        help="an earlier results.json to compare with in the report (repeatable, oldest first)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     """Load and check the specs, plan the cases; a bad spec is a usage error (exit 4)."""
     if not _runs_suite(config):
         return
+    from conformance import gate  # noqa: PLC0415
     from conformance.catalog import SpecError, load  # noqa: PLC0415
     from conformance.execute import MissingKey, Runner, Settings  # noqa: PLC0415
     from conformance.plan import SelectionError, plan  # noqa: PLC0415
     from conformance.recording import Mode  # noqa: PLC0415
 
     specs = config.getoption("specs")
+    baseline_path = config.getoption("baseline")
     try:
         catalog = load(Path(specs or "specs"))
         cases = plan(catalog, config.getoption("target"), config.getoption("behavior"))
+        baseline = gate.load(Path(baseline_path)) if baseline_path else None
+        previous = [_load_previous(Path(p)) for p in config.getoption("previous")]
     except (SpecError, SelectionError) as exc:
         raise pytest.UsageError(str(exc)) from None
     base_url = config.getoption("base_url")
@@ -117,15 +135,37 @@ def pytest_configure(config: pytest.Config) -> None:
                     except MissingKey as exc:
                         raise pytest.UsageError(str(exc)) from None
     session = SuiteSession(
-        catalog, cases, runner, Path(config.getoption("report_dir")), dt.datetime.now(dt.UTC)
+        catalog,
+        cases,
+        runner,
+        Path(config.getoption("report_dir")),
+        dt.datetime.now(dt.UTC),
+        baseline=baseline,
+        baseline_path=Path(baseline_path) if baseline_path else None,
+        previous=previous,
     )
     config.stash[SESSION] = session
     config.pluginmanager.register(session, "conformance-session")
 
 
+def _load_previous(path: Path) -> Results:
+    from conformance import results  # noqa: PLC0415
+    from conformance.spec.errors import SpecError  # noqa: PLC0415
+
+    try:
+        return results.load(path)
+    except (OSError, ValueError) as exc:
+        first = " ".join(str(exc).splitlines()[:3])  # a validation error can run to pages
+        raise SpecError(path, f"cannot read it as a results file: {first}") from None
+
+
 @pytest.fixture
 def conformance_case(request: pytest.FixtureRequest) -> CaseResult:
-    """Probe this item's case and judge it; skips and errors happen here, during set-up."""
+    """Probe this item's case and judge it; skips and errors happen here, during set-up.
+
+    A deviation or error that the baseline expects is an xfail, so JUnit shows it as known.
+    """
+    from conformance import gate  # noqa: PLC0415
     from conformance.verdict import Verdict  # noqa: PLC0415
 
     session = request.config.stash[SESSION]
@@ -133,6 +173,9 @@ def conformance_case(request: pytest.FixtureRequest) -> CaseResult:
     request.node.user_properties.append((USER_PROPERTY, result.model_dump_json()))
     if result.verdict is Verdict.SKIPPED:
         pytest.skip(result.summary)
+    known = gate.known_failure(session.baseline, result)
+    if known is not None:
+        pytest.xfail(f"known {result.verdict.value} ({known}): {result.summary}")
     if result.verdict is Verdict.ERROR:
         __tracebackhide__ = True
         raise CaseError(result.summary)
@@ -148,8 +191,12 @@ class SuiteSession:
     runner: Runner
     report_dir: Path
     started_at: dt.datetime
+    baseline: Baseline | None = None
+    baseline_path: Path | None = None
+    previous: list[Results] = field(default_factory=list)
     collected: dict[str, CaseResult] = field(default_factory=dict)
     write_error: str | None = None
+    gate: GateReport | None = None
 
     def pytest_pycollect_makeitem(
         self, collector: pytest.Collector, name: str, obj: Any
@@ -176,22 +223,33 @@ class SuiteSession:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        """Stop servers; on the controller, write results.json and the HTML listing."""
-        from conformance import results  # noqa: PLC0415
-        from conformance.report import listing  # noqa: PLC0415
+        """Stop servers; on the controller, write the results and reports, and gate the run.
+
+        The gate decides the exit code whenever pytest itself finished normally (0 or 1):
+        0 as expected, 1 an unexpected deviation, 2 unexpected errors only.
+        """
+        from conformance import gate, results  # noqa: PLC0415
+        from conformance.report import html, markdown  # noqa: PLC0415
 
         self.runner.close()
         if hasattr(session.config, "workerinput"):
             return  # an xdist worker: the controller writes the merged results
         written = self.results(complete=exitstatus != pytest.ExitCode.INTERRUPTED)
+        self.gate = gate.evaluate(written.cases, self.baseline, self.baseline_path)
         try:
             results.write(written, self.report_dir / "results.json")
-            listing.write(written, self.report_dir / "index.html")
+            html.write(
+                written, self.report_dir / "index.html", previous=self.previous, gate=self.gate
+            )
+            markdown.write(written, self.report_dir / "summary.md", gate=self.gate)
         except OSError as exc:
             self.write_error = (
                 f"cannot write the results to {self.report_dir}: {exc.strerror or exc}"
             )
             session.exitstatus = pytest.ExitCode.USAGE_ERROR
+            return
+        if exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+            session.exitstatus = int(self.gate.exit_code)
 
     def pytest_terminal_summary(self, terminalreporter: Any, config: pytest.Config) -> None:
         """One line of verdict counts, and where the results went."""
@@ -206,8 +264,13 @@ class SuiteSession:
             counts[case.verdict.value] = counts.get(case.verdict.value, 0) + 1
         line = ", ".join(f"{count} {verdict}" for verdict, count in sorted(counts.items()))
         terminalreporter.write_line(
-            f"{line or 'no cases'}; results in {self.report_dir / 'results.json'}"
+            f"{line or 'no cases'}; results in {self.report_dir / 'results.json'}, "
+            f"report in {self.report_dir / 'index.html'}"
         )
+        if self.gate is not None and self.collected:
+            for number, text in enumerate(self.gate.lines()):
+                failed = self.gate.exit_code != 0
+                terminalreporter.write_line(text, red=failed and number == 0, bold=number == 0)
 
     def results(self, *, complete: bool) -> Results:
         """The results of the cases finished so far, with provenance and the documented specs."""

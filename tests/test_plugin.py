@@ -108,7 +108,7 @@ def test_replay_mismatch_names_the_cassette_and_the_command(workdir: Path) -> No
     replayed = conformance(
         "run", "--target", "reference-openai", "--behavior", "stop.inclusion", cwd=workdir
     )
-    assert replayed.returncode == 1
+    assert replayed.returncode == 2  # an error and no deviation: infrastructure, not semantics
     case = _results(workdir / "reports")["stop.inclusion[reference-openai-chat-nostream]"]
     assert case["verdict"] == "error"
     assert str(cassette.relative_to(workdir)) in str(case["summary"])

@@ -1,0 +1,120 @@
+"""``summary.md``: the run in a few lines of Markdown, for CI step summaries and PR comments.
+
+Provider text goes into it escaped (HTML entities, pipes, newlines), because GitHub renders
+part of HTML inside Markdown, and shortened, because comments have a size limit.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+from conformance.gate import ExitCode, Finding, GateReport, Kind
+from conformance.report.html import write_text
+from conformance.report.model import build
+from conformance.results import Results
+
+MAX_ROWS = 30
+MAX_TEXT = 160
+VERDICTS = ("pass", "deviation", "error", "observed", "skipped")
+
+
+def cell(text: str | None, limit: int = MAX_TEXT) -> str:
+    """``text`` made safe for one Markdown table cell."""
+    if not text:
+        return "—"
+    flat = " ".join(text.split())
+    if len(flat) > limit:
+        flat = flat[: limit - 1] + "…"
+    return html.escape(flat, quote=False).replace("|", "\\|").replace("`", "&#96;")
+
+
+def _findings(title: str, findings: list[Finding], note: str = "") -> list[str]:
+    if not findings:
+        return []
+    lines = [f"### {title} ({len(findings)})", ""]
+    if note:
+        lines += [note, ""]
+    lines += ["| Case | Expected | Observed | Why |", "|---|---|---|---|"]
+    for finding in findings[:MAX_ROWS]:
+        case = finding.case
+        expected = " or ".join(case.expected) if case.expected is not None else "unknown"
+        lines.append(
+            f"| `{cell(case.id, 120)}` | {cell(expected)} ({cell(case.profile)}) | "
+            f"{cell(case.observed or case.verdict.value)} | {cell(case.summary)} |"
+        )
+    if len(findings) > MAX_ROWS:
+        lines.append(f"| … and {len(findings) - MAX_ROWS} more | | | |")
+    return [*lines, ""]
+
+
+def render(results: Results, *, gate: GateReport | None = None, report_dir: str = "") -> str:
+    """The summary as Markdown."""
+    report = build(results, gate=gate)
+    p = results.provenance
+    if gate is None:
+        title = "Conformance results"
+    else:
+        icon = {
+            ExitCode.AS_EXPECTED: "✅",
+            ExitCode.UNEXPECTED_DEVIATION: "❌",
+            ExitCode.INFRA_ERROR: "⚠️",
+        }[gate.exit_code]
+        title = f"{icon} Conformance: {cell(gate.headline().split(': ', 1)[1], 300)}"
+    revision = f" (`{p.git_revision[:10]}`)" if p.git_revision else ""
+    lines = [
+        f"## {title}",
+        "",
+        f"Suite {cell(p.suite_version)}{revision} · openai SDK {cell(p.openai_version)} · "
+        f"mode {cell(p.mode)} · {p.finished_at:%Y-%m-%d %H:%M UTC}"
+        + ("" if p.complete else " · **incomplete run**")
+        + (
+            f" · baseline `{cell(str(gate.baseline))}`"
+            if gate is not None and gate.baseline
+            else ""
+        ),
+        "",
+        "| Target | Claims | Server | " + " | ".join(VERDICTS) + " |",
+        "|---|---|---|" + "--:|" * len(VERDICTS),
+    ]
+    for target in report.recorded:
+        counts = " | ".join(str(target.counts[v]) for v in VERDICTS)
+        lines.append(
+            f"| **{cell(target.name)}** | {cell(target.info.profile)} | "
+            f"{cell(target.info.server_version)} | {counts} |"
+        )
+    lines.append("")
+    if report.unrecorded:
+        names = ", ".join(
+            f"{cell(t.name)} ({cell(t.note)})" if t.note else cell(t.name)
+            for t in report.unrecorded
+        )
+        lines += [f"Not recorded: {names}.", ""]
+    if gate is not None:
+        lines += _findings("Unexpected deviations", gate.of(Kind.UNEXPECTED_DEVIATION))
+        lines += _findings("Unexpected errors", gate.of(Kind.UNEXPECTED_ERROR))
+        lines += _findings(
+            "Unexpected passes",
+            gate.of(Kind.UNEXPECTED_PASS),
+            "The baseline expects these not to pass: update it with `conformance baseline update`.",
+        )
+        if gate.unused:
+            lines += [f"### Unused baseline entries ({len(gate.unused)})", ""]
+            lines += [f"- {cell(u.target)}: `{cell(u.entry.case)}`" for u in gate.unused[:MAX_ROWS]]
+            lines.append("")
+        known = gate.of(Kind.KNOWN)
+        if known:
+            lines += [f"<details><summary>Known (in the baseline): {len(known)}</summary>", ""]
+            lines += _findings("Known", known)
+            lines += ["</details>", ""]
+    where = f"{report_dir.rstrip('/')}/" if report_dir else ""
+    lines.append(
+        f"Full report with evidence: `{where}index.html` · results: `{where}results.json` · "
+        f"JUnit: `{where}junit.xml`"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def write(results: Results, path: Path, *, gate: GateReport | None = None) -> None:
+    """Write the summary to ``path``."""
+    write_text(render(results, gate=gate, report_dir=str(path.parent)), path)

@@ -1,0 +1,474 @@
+"""The report's view of a results file: matrix, diff view and drill-downs, ready to render.
+
+Nothing here knows a target by name: columns come from the results, and a target whose
+every case was skipped (no cassette, no key) is listed as not recorded instead of being a
+column of blanks. The two documented profiles the cells are coloured against are a pair
+(by default OpenAI's and Fireworks' compatibility page), so each observed outcome reads as
+"what OpenAI documents", "what Fireworks documents", both, or neither.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from conformance.compare import Comparison, compare
+from conformance.gate import GateReport, Kind
+from conformance.results import BehaviorDoc, CaseResult, ExpectationDoc, Results, TargetInfo
+from conformance.verdict import Verdict
+
+PAIR = ("openai", "fireworks")
+ALL = "all"  # the API filter that shows every API
+
+
+class Match(StrEnum):
+    """Which of the pair's documented semantics an outcome matches."""
+
+    BOTH = "both"
+    LEFT = "left"
+    RIGHT = "right"
+    NEITHER = "neither"
+    UNDOCUMENTED = "undocumented"  # both profiles are silent
+    ERROR = "error"  # no outcome was observed
+    SKIPPED = "skipped"
+
+
+def match(outcome: str, left: Sequence[str] | None, right: Sequence[str] | None) -> Match:
+    """Whether ``outcome`` is in the left profile's expected set, the right's, both or neither."""
+    if left is None and right is None:
+        return Match.UNDOCUMENTED
+    in_left = left is not None and outcome in left
+    in_right = right is not None and outcome in right
+    if in_left and in_right:
+        return Match.BOTH
+    if in_left:
+        return Match.LEFT
+    if in_right:
+        return Match.RIGHT
+    return Match.NEITHER
+
+
+def anchor(kind: str, text: str) -> str:
+    """An HTML id for ``text``: readable, and unique even where two texts slug alike."""
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")[:80]
+    digest = hashlib.sha1(text.encode("utf-8"), usedforsecurity=False).hexdigest()[:6]
+    return f"{kind}-{slug}-{digest}"
+
+
+def variant_label(api: str, stream: bool) -> str:
+    """``chat · stream`` or ``completions · no stream``."""
+    return f"{api} · {'stream' if stream else 'no stream'}"
+
+
+@dataclass(frozen=True)
+class Chip:
+    """One outcome shown in a cell, coloured by the semantics it matches."""
+
+    label: str
+    match: Match
+    count: int = 1
+    meaning: str = ""
+
+
+@dataclass(frozen=True)
+class CaseView:
+    """One case (an API and a variant) of a cell, with its drill-down anchor."""
+
+    case: CaseResult
+    anchor: str
+    variant: str
+    chip: Chip
+    kind: Kind | None
+    history: list[tuple[str, str]]
+    changed: bool
+
+    @property
+    def deviates(self) -> bool:
+        """Whether the outcome is not what the claimed profile documents."""
+        return self.case.verdict is Verdict.DEVIATION
+
+
+@dataclass(frozen=True)
+class CellView:
+    """A cell as one API filter shows it."""
+
+    chips: list[Chip]
+    deviations: int
+    known: int  # deviations or errors the baseline expects
+    errors: int
+    recorded: int
+    changed: bool
+
+    @property
+    def empty(self) -> bool:
+        """Whether no case of this cell applies under the filter."""
+        return not self.chips
+
+
+@dataclass(frozen=True)
+class Cell:
+    """What one observed target does for one behavior, over its APIs and variants."""
+
+    target: str
+    column: int
+    anchor: str
+    cases: list[CaseView]
+    views: dict[str, CellView]
+
+
+@dataclass(frozen=True)
+class ProfileCell:
+    """What one profile documents for one behavior."""
+
+    profile: str
+    anchor: str
+    doc: ExpectationDoc
+    chips: list[Chip]
+
+
+@dataclass(frozen=True)
+class Row:
+    """One behavior across the documented profiles and the observed targets."""
+
+    behavior: str
+    doc: BehaviorDoc
+    profiles: list[ProfileCell]
+    cells: list[Cell]
+    apis: list[str]
+    differs: dict[str, bool]
+    pair_differs: bool
+
+    def profile(self, name: str) -> ProfileCell | None:
+        """This row's cell for profile ``name``."""
+        return next((cell for cell in self.profiles if cell.profile == name), None)
+
+
+@dataclass(frozen=True)
+class Family:
+    """Behaviors that share their first dotted part."""
+
+    name: str
+    rows: list[Row]
+
+
+@dataclass(frozen=True)
+class TargetColumn:
+    """A target as the report shows it: a column if it recorded anything, else a notice."""
+
+    name: str
+    column: int
+    info: TargetInfo
+    counts: dict[str, int]
+    recorded: bool
+    status: str
+    note: str
+    record_command: str | None
+
+    @property
+    def describe(self) -> str:
+        """The status with its note, e.g. ``not recorded (needs $OPENAI_API_KEY)``."""
+        return f"{self.status} ({self.note})" if self.note else self.status
+
+
+@dataclass(frozen=True)
+class ProfileColumn:
+    """A documented profile's column."""
+
+    name: str
+    title: str
+    extends: str | None
+    side: Match | None  # LEFT or RIGHT for the pair, else None
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything the HTML report and the Markdown summary show."""
+
+    results: Results
+    pair: tuple[str, str]
+    profiles: list[ProfileColumn]
+    targets: list[TargetColumn]
+    families: list[Family]
+    apis: list[str]
+    previous: list[Results] = field(default_factory=list)
+    comparison: Comparison | None = None
+    gate: GateReport | None = None
+
+    def short(self, side: Match) -> str:
+        """A short name for one side of the pair, e.g. ``OpenAI`` or ``Fireworks``."""
+        name = self.pair[0] if side is Match.LEFT else self.pair[1]
+        profile = self.results.profiles.get(name)
+        words = (profile.title if profile else name).split()
+        return words[0] if words else name
+
+    @property
+    def recorded(self) -> list[TargetColumn]:
+        """The targets that have a column."""
+        return [target for target in self.targets if target.recorded]
+
+    @property
+    def unrecorded(self) -> list[TargetColumn]:
+        """The targets with no recorded case."""
+        return [target for target in self.targets if not target.recorded]
+
+    @property
+    def rows(self) -> list[Row]:
+        """Every row, family by family."""
+        return [row for family in self.families for row in family.rows]
+
+    @property
+    def diff(self) -> list[Row]:
+        """The rows where the pair's documented semantics differ."""
+        return [row for row in self.rows if row.pair_differs]
+
+    def groups(self) -> list[tuple[str, list[TargetColumn]]]:
+        """The recorded target columns, grouped by the profile they claim."""
+        groups: dict[str, list[TargetColumn]] = {}
+        for target in self.recorded:
+            groups.setdefault(target.info.profile, []).append(target)
+        return list(groups.items())
+
+
+def _pair(results: Results, wanted: tuple[str, str]) -> tuple[str, str]:
+    """``wanted`` if both profiles are in the results, else the first two profiles."""
+    if all(name in results.profiles for name in wanted):
+        return wanted
+    names = [*sorted(results.profiles), "", ""]
+    return names[0], names[1]
+
+
+def _expected(results: Results, profile: str, behavior: str) -> list[str] | None:
+    profile_doc = results.profiles.get(profile)
+    if profile_doc is None or behavior not in profile_doc.expectations:
+        return None
+    return profile_doc.expectations[behavior].expected
+
+
+def _run_label(results: Results) -> str:
+    provenance = results.provenance
+    return f"{provenance.finished_at:%Y-%m-%d %H:%M} ({provenance.mode})"
+
+
+def _state(case: CaseResult) -> str:
+    return (
+        case.verdict.value if case.observed is None else f"{case.observed} ({case.verdict.value})"
+    )
+
+
+_KEY_HINT = re.compile(r"\b([A-Z][A-Z0-9_]*)=\.\.\. ")
+
+
+def _status(name: str, cases: list[CaseResult]) -> tuple[bool, str, str, str | None]:
+    """Whether the target recorded anything; if not, why, and the command that records it."""
+    if any(case.verdict is not Verdict.SKIPPED for case in cases):
+        return True, "recorded", "", None
+    summaries = [case.summary for case in cases]
+    if not summaries or not all("no cassette" in summary for summary in summaries):
+        reason = Counter(summaries).most_common(1)[0][0] if summaries else "no cases"
+        return False, "every case skipped", reason, None
+    # The skip message carries the record command, with the key's variable when one is needed.
+    keys = sorted({m.group(1) for s in summaries for m in _KEY_HINT.finditer(s)})
+    prefix = "".join(f"{key}=... " for key in keys)
+    needs = f"needs ${', $'.join(keys)}" if keys else ""
+    command = f"{prefix}conformance run --mode record --target {name}"
+    return False, "not recorded", needs, command
+
+
+def _chip(case: CaseResult, results: Results, pair: tuple[str, str]) -> Chip:
+    if case.verdict is Verdict.SKIPPED:
+        return Chip("skipped", Match.SKIPPED, meaning=case.summary)
+    if case.verdict is Verdict.ERROR or case.observed is None:
+        return Chip("error", Match.ERROR, meaning=case.summary)
+    behavior = results.behaviors.get(case.behavior)
+    outcome = behavior.outcomes.get(case.observed) if behavior else None
+    return Chip(
+        case.observed,
+        match(
+            case.observed,
+            _expected(results, pair[0], case.behavior),
+            _expected(results, pair[1], case.behavior),
+        ),
+        meaning=outcome.meaning if outcome else "",
+    )
+
+
+def _summarise(views: Iterable[CaseView]) -> CellView:
+    views = list(views)
+    recorded = [view for view in views if view.case.verdict is not Verdict.SKIPPED]
+    counts = Counter((view.chip.label, view.chip.match) for view in recorded)
+    meanings = {(view.chip.label, view.chip.match): view.chip.meaning for view in recorded}
+    chips = [
+        Chip(label, kind, count, meanings[label, kind])
+        for (label, kind), count in sorted(
+            counts.items(), key=lambda item: (item[0][1] is Match.ERROR, -item[1], item[0][0])
+        )
+    ]
+    if views and not recorded:
+        chips = [Chip("skipped", Match.SKIPPED, len(views), views[0].case.summary)]
+    return CellView(
+        chips=chips,
+        deviations=sum(view.case.verdict is Verdict.DEVIATION for view in views),
+        known=sum(view.kind is Kind.KNOWN for view in views),
+        errors=sum(view.case.verdict is Verdict.ERROR for view in views),
+        recorded=len(recorded),
+        changed=any(view.changed for view in views),
+    )
+
+
+def _differs(cells: list[Cell], key: str) -> bool:
+    """Whether the observed targets disagree (or any deviates or errs) under filter ``key``."""
+    seen = set()
+    for cell in cells:
+        view = cell.views[key]
+        if view.deviations or view.errors:
+            return True
+        outcomes = frozenset(chip.label for chip in view.chips if chip.match is not Match.SKIPPED)
+        if outcomes:
+            seen.add(outcomes)
+    return len(seen) > 1
+
+
+def build(
+    results: Results,
+    *,
+    previous: Sequence[Results] = (),
+    gate: GateReport | None = None,
+    pair: tuple[str, str] = PAIR,
+) -> Report:
+    """The report's view of ``results`` (``previous``: earlier runs, oldest first)."""
+    pair = _pair(results, pair)
+    profile_names = [name for name in pair if name in results.profiles] + sorted(
+        name for name in results.profiles if name not in pair
+    )
+    profiles = [
+        ProfileColumn(
+            name,
+            results.profiles[name].title,
+            results.profiles[name].extends,
+            Match.LEFT if name == pair[0] else Match.RIGHT if name == pair[1] else None,
+        )
+        for name in profile_names
+    ]
+    by_target: dict[str, list[CaseResult]] = {}
+    for case in results.cases:
+        by_target.setdefault(case.target, []).append(case)
+    order = {name: index for index, name in enumerate(profile_names)}
+    names = sorted(
+        set(results.targets) | set(by_target),
+        key=lambda n: (
+            order.get(results.targets[n].profile if n in results.targets else "", len(order)),
+            n,
+        ),
+    )
+    targets = []
+    for column, name in enumerate(names):
+        cases = by_target.get(name, [])
+        info = results.targets.get(name) or TargetInfo(
+            title=name,
+            profile=cases[0].profile if cases else "",
+            base_url="",
+            models={},
+        )
+        counts = {verdict.value: 0 for verdict in Verdict}
+        for case in cases:
+            counts[case.verdict.value] += 1
+        recorded, status, note, command = _status(name, cases)
+        targets.append(TargetColumn(name, column, info, counts, recorded, status, note, command))
+
+    comparison = compare(previous[-1], results) if previous else None
+    changed = {change.id for change in comparison.cases} if comparison else set()
+    history: dict[str, list[tuple[str, str]]] = {}
+    for run in previous:
+        for case in run.cases:
+            history.setdefault(case.id, []).append((_run_label(run), _state(case)))
+    kinds = {finding.case.id: finding.kind for finding in gate.findings} if gate else {}
+
+    apis = sorted({case.api for case in results.cases})
+    behaviors = list(results.behaviors) + sorted(
+        {case.behavior for case in results.cases} - set(results.behaviors)
+    )
+    families: dict[str, list[Row]] = {}
+    for behavior in behaviors:
+        doc = results.behaviors.get(behavior) or BehaviorDoc(
+            title=behavior, family=behavior.split(".")[0], description="", outcomes={}
+        )
+        profile_cells = []
+        for name in profile_names:
+            expectation = results.profiles[name].expectations.get(behavior)
+            if expectation is None:
+                continue
+            chips = [
+                Chip(
+                    outcome,
+                    match(
+                        outcome,
+                        _expected(results, pair[0], behavior),
+                        _expected(results, pair[1], behavior),
+                    ),
+                    meaning=doc.outcomes[outcome].meaning if outcome in doc.outcomes else "",
+                )
+                for outcome in expectation.expected or []
+            ]
+            profile_cells.append(
+                ProfileCell(name, anchor("doc", f"{name}/{behavior}"), expectation, chips)
+            )
+        cells = []
+        for target in targets:
+            if not target.recorded:
+                continue
+            mine = sorted(
+                (c for c in by_target.get(target.name, []) if c.behavior == behavior),
+                key=lambda c: (c.api, c.stream),
+            )
+            views = [
+                CaseView(
+                    case=case,
+                    anchor=anchor("case", case.id),
+                    variant=variant_label(case.api, case.stream),
+                    chip=_chip(case, results, pair),
+                    kind=kinds.get(case.id),
+                    history=history.get(case.id, []),
+                    changed=case.id in changed,
+                )
+                for case in mine
+            ]
+            summaries = {ALL: _summarise(views)}
+            for api in apis:
+                summaries[api] = _summarise(view for view in views if view.case.api == api)
+            cells.append(
+                Cell(
+                    target.name,
+                    target.column,
+                    anchor("cell", f"{target.name}/{behavior}"),
+                    views,
+                    summaries,
+                )
+            )
+        row_apis = sorted({case.api for case in results.cases if case.behavior == behavior})
+        left, right = _expected(results, pair[0], behavior), _expected(results, pair[1], behavior)
+        row = Row(
+            behavior=behavior,
+            doc=doc,
+            profiles=profile_cells,
+            cells=cells,
+            apis=row_apis,
+            differs={key: _differs(cells, key) for key in (ALL, *apis)},
+            pair_differs=(None if left is None else set(left))
+            != (None if right is None else set(right)),
+        )
+        families.setdefault(doc.family, []).append(row)
+    return Report(
+        results=results,
+        pair=pair,
+        profiles=profiles,
+        targets=targets,
+        families=[Family(name, rows) for name, rows in families.items()],
+        apis=apis,
+        previous=list(previous),
+        comparison=comparison,
+        gate=gate,
+    )

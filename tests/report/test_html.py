@@ -1,0 +1,210 @@
+"""The HTML report as a document: self-contained, complete, every link leading to evidence."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from conformance import gate
+from conformance import results as results_io
+from conformance.cli import main
+from conformance.report import html as report_html
+from conformance.report.model import anchor
+from conformance.verdict import Verdict
+from tests.report.factory import case, exchange, results
+
+
+class Page(HTMLParser):
+    """The ids, links, resource attributes and script of a page, and each case's exchanges."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.ids: set[str] = set()
+        self.hrefs: list[str] = []
+        self.resources: list[tuple[str, str, str]] = []
+        self.script = ""
+        self.csp = ""
+        self.exchanges: dict[str, int] = {}
+        self._case: list[str | None] = []
+        self._in_script = False
+        self.feed(text)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {name: value or "" for name, value in attrs}
+        if "id" in values:
+            self.ids.add(values["id"])
+        if tag == "a" and "href" in values:
+            self.hrefs.append(values["href"])
+        for name in ("src", "srcset", "data", "poster", "action"):
+            if name in values:
+                self.resources.append((tag, name, values[name]))
+        if tag == "link":
+            self.resources.append((tag, "href", values.get("href", "")))
+        if tag == "meta" and values.get("http-equiv") == "Content-Security-Policy":
+            self.csp = values["content"]
+        if tag == "script":
+            self._in_script = True
+        classes = values.get("class", "").split()
+        if tag == "details":
+            self._case.append(values["id"] if "case" in classes else None)
+        if "exchange" in classes:
+            for opened in reversed(self._case):
+                if opened:
+                    self.exchanges[opened] = self.exchanges.get(opened, 0) + 1
+                    break
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "details" and self._case:
+            self._case.pop()
+        if tag == "script":
+            self._in_script = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_script:
+            self.script += data
+
+
+@pytest.fixture(scope="module")
+def shipped(replayed: Path) -> tuple[results_io.Results, str]:
+    """The default replay's results and the report the run wrote."""
+    return (
+        results_io.load(replayed / "results.json"),
+        (replayed / "index.html").read_text(encoding="utf-8"),
+    )
+
+
+def test_self_contained(shipped: tuple[results_io.Results, str]) -> None:
+    _, text = shipped
+    page = Page(text)
+    assert page.resources == []  # no <link>, no src: nothing is loaded
+    assert "@import" not in text
+    assert "url(" not in text
+    for href in page.hrefs:
+        # Internal anchors, or the documentation sources a reader may follow.
+        assert href.startswith(("#", "https://", "http://")), href
+    digest = base64.b64encode(hashlib.sha256(page.script.encode()).digest()).decode()
+    assert f"script-src 'sha256-{digest}'" in page.csp
+    assert "default-src 'none'" in page.csp
+
+
+def test_every_target_and_profile_is_shown(shipped: tuple[results_io.Results, str]) -> None:
+    data, text = shipped
+    for name, profile in data.profiles.items():
+        assert f'<span class="colname">{name}</span>' in text
+        assert profile.title in text
+    for name, target in data.targets.items():
+        recorded = any(c.target == name and c.verdict is not Verdict.SKIPPED for c in data.cases)
+        if recorded:
+            assert f'<span class="colname">{name}</span>' in text
+        else:
+            assert f"<b>{name}</b> — {target.title}" in text
+    assert "not recorded (needs $OPENAI_API_KEY)" in text
+    assert "OPENAI_API_KEY=... conformance run --mode record --target openai" in text
+
+
+def test_every_drill_down_leads_to_real_evidence(shipped: tuple[results_io.Results, str]) -> None:
+    data, text = shipped
+    page = Page(text)
+    internal = [href[1:] for href in page.hrefs if href.startswith("#")]
+    missing = sorted({target for target in internal if target not in page.ids})
+    assert missing == []
+    recorded = [c for c in data.cases if c.verdict is not Verdict.SKIPPED]
+    assert recorded, "the replay recorded nothing"
+    for item in recorded:
+        key = anchor("case", item.id)
+        assert f"#{key}" in page.hrefs, f"no matrix link to {item.id}"
+        assert page.exchanges.get(key, 0) == len(item.evidence), item.id
+        if item.verdict in (Verdict.PASS, Verdict.DEVIATION, Verdict.OBSERVED):
+            assert item.evidence, f"{item.id} has a verdict but no evidence"
+    streamed = next(c for c in recorded if c.stream and c.evidence and c.evidence[-1].response)
+    last = streamed.evidence[-1].response
+    assert last is not None
+    assert last.sse
+    assert f"{len(last.sse)} SSE lines" in text
+
+
+def test_sources_are_links_only_when_they_are_web_addresses() -> None:
+    made = results([case("acme")])
+    made.profiles["openai"].expectations["stop.inclusion"].source = "javascript:alert(1)"
+    text = report_html.render(made)
+    assert 'href="javascript:' not in text
+    assert "javascript:alert(1)" in text  # shown, as text
+    assert 'href="https://readme.fireworks.ai/docs/openai-compatibility"' in text
+
+
+def test_markup_in_results_is_escaped() -> None:
+    evil = "<script>alert(1)</script><img src=x onerror=alert(2)>"
+    made = results(
+        [
+            case("acme", summary=evil, evidence=[exchange(evil), exchange(sse=[evil])]),
+            case(f"acme{evil}", observed="included"),
+        ],
+        titles={"acme": evil},
+        server_versions={"acme": evil},
+    )
+    text = report_html.render(made)
+    assert "<script>alert" not in text
+    assert "<img" not in text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    ids = Page(text).ids
+    assert all(re.fullmatch(r"[A-Za-z0-9_.-]+", value) for value in ids)
+
+
+def test_cells_are_coloured_by_the_pair_and_mark_deviations() -> None:
+    made = results(
+        [
+            case("acme", observed="omitted"),  # what openai documents
+            case("bolt", observed="included", profile="fireworks"),  # fireworks
+            case("crab", observed="included"),  # claims openai, does what fireworks documents
+            case("dune", observed="rejected"),  # neither
+        ]
+    )
+    text = report_html.render(made)
+    assert (
+        'class="chip m-left" title="Generation stops at the stop word, and the stop word is not'
+        in text
+    )
+    assert (
+        'class="chip m-right" title="Generation stops at the stop word, and the text ends' in text
+    )
+    assert text.count("≠ claim</span>") >= 2  # crab and dune deviate from what they claim
+    assert 'class="chip m-neither"' in text
+    assert "Observed · claims openai" in text
+    assert "Observed · claims fireworks" in text
+
+
+def test_earlier_runs_and_the_gate_appear(tmp_path: Path) -> None:
+    old = results([case("acme", observed="omitted"), case("acme", observed="omitted", stream=True)])
+    new = results(
+        [case("acme", observed="included"), case("acme", observed="omitted", stream=True)]
+    )
+    report = gate.evaluate(new.cases, None, None)
+    text = report_html.render(new, previous=[old], gate=report)
+    assert 'id="changes"' in text
+    assert "regressed" in text
+    assert 'class="badge changed">changed</span>' in text
+    assert "omitted (pass)" in text  # the history of the case
+    assert "FAILED: unexpected deviations" in text
+
+
+def test_report_command_rebuilds_html_and_summary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    made = results([case("acme", observed="included")])
+    source = tmp_path / "run" / "results.json"
+    results_io.write(made, source)
+    baseline = tmp_path / "baseline.yaml"
+    gate.write(gate.update(made), baseline)
+    out = tmp_path / "out"
+    assert main(["report", str(source), "--out", str(out), "--baseline", str(baseline)]) == 0
+    assert "stop.inclusion" in (out / "index.html").read_text()
+    assert "every case as expected" in (out / "summary.md").read_text()
+    assert main(["report", str(source)]) == 0
+    assert (source.parent / "index.html").is_file()
+    assert main(["report", str(tmp_path / "none.json")]) == 4
+    assert "cannot read it" in capsys.readouterr().err

@@ -1,0 +1,118 @@
+"""The report's view model: colouring by the documented pair, cells, columns, differences."""
+
+from __future__ import annotations
+
+import pytest
+
+from conformance.gate import Baseline, BaselineEntry, Kind, evaluate
+from conformance.report.model import ALL, Match, build, match
+from conformance.verdict import Verdict
+from tests.report.factory import case, results
+
+
+@pytest.mark.parametrize(
+    ("outcome", "left", "right", "expected"),
+    [
+        ("omitted", ["omitted"], ["included"], Match.LEFT),
+        ("included", ["omitted"], ["included"], Match.RIGHT),
+        ("ignored", ["ignored"], ["rejected", "ignored"], Match.BOTH),
+        ("rejected", ["honoured"], ["clamped"], Match.NEITHER),
+        ("rejected", None, ["honoured"], Match.NEITHER),
+        ("honoured", None, ["honoured"], Match.RIGHT),
+        ("absent", None, None, Match.UNDOCUMENTED),
+    ],
+)
+def test_match(
+    outcome: str, left: list[str] | None, right: list[str] | None, expected: Match
+) -> None:
+    assert match(outcome, left, right) is expected
+
+
+def test_a_cell_sums_up_its_apis_and_variants() -> None:
+    made = results(
+        [
+            case("acme", observed="omitted"),
+            case("acme", observed="omitted", stream=True),
+            case("acme", observed="included", api="completions"),
+            case("acme", "stop.inclusion", None, api="completions", stream=True),
+        ]
+    )
+    report = build(made)
+    row = next(r for r in report.rows if r.behavior == "stop.inclusion")
+    (cell,) = row.cells
+    everything = cell.views[ALL]
+    assert [(c.label, c.match, c.count) for c in everything.chips] == [
+        ("omitted", Match.LEFT, 2),
+        ("included", Match.RIGHT, 1),
+        ("error", Match.ERROR, 1),
+    ]
+    assert everything.deviations == 1
+    assert everything.errors == 1
+    assert [(c.label, c.count) for c in cell.views["chat"].chips] == [("omitted", 2)]
+    assert cell.views["chat"].deviations == 0
+    assert [c.variant for c in cell.cases] == [
+        "chat · no stream",
+        "chat · stream",
+        "completions · no stream",
+        "completions · stream",
+    ]
+    assert row.differs[ALL]  # a deviation and an error
+    assert not row.differs["chat"]
+
+
+def test_columns_come_from_the_results_not_from_names() -> None:
+    skipped = "no cassette at cassettes/zeta/...; record it with: ZETA_KEY=... conformance run"
+    made = results(
+        [
+            case("zeta", observed=None, verdict=Verdict.SKIPPED, summary=skipped, evidence=[]),
+            case("my-vllm", observed="omitted"),
+            case("alpha", observed="included", profile="fireworks"),
+            case("beta", observed=None, verdict=Verdict.SKIPPED, summary="does not apply"),
+        ]
+    )
+    report = build(made)
+    assert [t.name for t in report.recorded] == ["my-vllm", "alpha"]  # grouped by claimed profile
+    assert [(name, [t.name for t in ts]) for name, ts in report.groups()] == [
+        ("openai", ["my-vllm"]),
+        ("fireworks", ["alpha"]),
+    ]
+    zeta = next(t for t in report.unrecorded if t.name == "zeta")
+    assert zeta.describe == "not recorded (needs $ZETA_KEY)"
+    assert zeta.record_command == "ZETA_KEY=... conformance run --mode record --target zeta"
+    beta = next(t for t in report.unrecorded if t.name == "beta")
+    assert beta.describe == "every case skipped (does not apply)"
+    assert beta.record_command is None
+    assert [p.name for p in report.profiles] == ["openai", "fireworks", "fireworks-2026-11"]
+
+
+def test_targets_agreeing_do_not_differ_and_disagreeing_do() -> None:
+    made = results(
+        [
+            case("a", observed="omitted"),
+            case("b", observed="omitted"),
+            case("a", "stream.usage", "absent", stream=True),
+            case("b", "stream.usage", "extra_chunk", stream=True, verdict=Verdict.PASS),
+        ]
+    )
+    rows = {row.behavior: row for row in build(made).rows}
+    assert not rows["stop.inclusion"].differs[ALL]
+    assert rows["stream.usage"].differs[ALL]
+    assert rows["stop.inclusion"].pair_differs  # openai and fireworks document different things
+
+
+def test_the_pair_falls_back_when_a_profile_is_missing() -> None:
+    made = results([case("acme")])
+    del made.profiles["fireworks"]
+    report = build(made)
+    assert report.pair == ("fireworks-2026-11", "openai")
+    assert report.short(Match.LEFT) == "Fireworks"
+
+
+def test_baseline_findings_reach_the_cells() -> None:
+    deviating = case("acme", observed="included")
+    made = results([deviating, case("acme", observed="omitted", stream=True)])
+    baseline = Baseline(targets={"acme": [BaselineEntry(case=deviating.id, flaky=True)]})
+    report = build(made, gate=evaluate(made.cases, baseline, None))
+    cell = next(r for r in report.rows if r.behavior == "stop.inclusion").cells[0]
+    assert cell.views[ALL].known == 1
+    assert [c.kind for c in cell.cases] == [Kind.KNOWN, None]
