@@ -1,6 +1,7 @@
 """Run one case: reach the target (live, recording, or from a cassette), probe, judge.
 
-Every case ends as a CaseResult, whatever happens inside the probe, so nothing is lost.
+Every case ends as a CaseResult, whatever happens inside the probe, so nothing is lost;
+and every key the run knows is scrubbed from it, and from the log, before anyone sees it.
 """
 
 from __future__ import annotations
@@ -10,18 +11,21 @@ import secrets
 import shlex
 import time
 import traceback
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from vcr.errors import CannotOverwriteExistingCassetteException
 
+from conformance import redaction
 from conformance.observation import Observation, ProbeError, Tokens
 from conformance.plan import Case
 from conformance.probes import Endpoint, ProbeContext, registered
 from conformance.recording import Mode, ReplayMismatch, cassette
 from conformance.results import CaseResult
 from conformance.spec import Catalog, Target
+from conformance.spec.models import interpolate
 from conformance.verdict import Verdict, judge
 
 #: Replays send a key so the SDK is satisfied; cassettes never hold one, so any value matches.
@@ -29,7 +33,23 @@ REPLAY_KEY = "replay-without-key"
 
 
 class MissingKey(Exception):
-    """A target's key variable is unset in a mode that reaches the network."""
+    """A target's key variable is unset in a mode that reaches the network.
+
+    The message names the target's file and the line of the setting that needs it.
+    """
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What a target's requests carry: the bearer key, and headers and query as sent."""
+
+    key: str
+    headers: dict[str, str]
+    query: dict[str, str]
+
+    def values(self) -> list[str]:
+        """Every value here that came from the environment or was made for the run."""
+        return [self.key, *self.headers.values(), *self.query.values()]
 
 
 @dataclass
@@ -50,23 +70,39 @@ class Runner:
     catalog: Catalog
     settings: Settings
     base_urls: dict[str, str] = field(default_factory=dict)
-    _keys: dict[str, str] = field(default_factory=dict)
+    _credentials: dict[str, Credentials] = field(default_factory=dict)
     _servers: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Keys in the environment are scrubbed from every log line, from the start of the run.
+        redaction.scrub_logs(self.secrets)
 
     @property
     def secrets(self) -> list[str]:
         """Every key this run used or could see, for scrubbing what it writes."""
-        found = set(self._keys.values()) - {REPLAY_KEY}
+        found: set[str] = set()
+        for credentials in self._credentials.values():
+            found.update(credentials.values())
         for target in self.catalog.targets.values():
-            if target.api_key_env and os.environ.get(target.api_key_env):
-                found.add(os.environ[target.api_key_env])
+            names = [target.api_key_env, *target.env_references()]
+            found.update(os.environ[name] for name in names if name and os.environ.get(name))
+        found -= {REPLAY_KEY, "no-key"}  # placeholders, not secrets
         return sorted(found, key=len, reverse=True)
 
     def key_for(self, target: Target) -> str:
-        """The API key to send to ``target`` in this run's mode."""
-        if target.name in self._keys:
-            return self._keys[target.name]
+        """The API key to send to ``target`` in this run's mode.
+
+        Raises MissingKey when the key, or a variable the target's headers or query refer
+        to, is unset in a mode that reaches the network.
+        """
+        return self.credentials_for(target).key
+
+    def credentials_for(self, target: Target) -> Credentials:
+        """The key, headers and query ``target``'s requests carry in this run's mode."""
+        if target.name in self._credentials:
+            return self._credentials[target.name]
         if self.settings.mode is Mode.REPLAY:
+            # Cassettes hold no key and requests match without headers or query strings.
             key = REPLAY_KEY
         elif target.api_key_env and os.environ.get(target.api_key_env):
             key = os.environ[target.api_key_env]
@@ -75,14 +111,36 @@ class Runner:
         elif target.reference is not None:
             key = "no-key"  # a reference server started by hand, without --api-key-env
         elif target.api_key_env:
-            raise MissingKey(
-                f"target {target.name} needs its key in ${target.api_key_env} to run in "
-                f"{self.settings.mode} mode"
-            )
+            raise self._missing(target, ("api_key_env",), target.api_key_env)
         else:
             key = "no-key"
-        self._keys[target.name] = key
-        return key
+        credentials = Credentials(
+            key,
+            self._resolve(target, "headers", target.headers),
+            self._resolve(target, "query", target.query),
+        )
+        self._credentials[target.name] = credentials
+        redaction.scrub_logs(self.secrets)
+        return credentials
+
+    def _resolve(self, target: Target, kind: str, values: dict[str, str]) -> dict[str, str]:
+        resolved = {}
+        environ: Mapping[str, str] = os.environ
+        if self.settings.mode is Mode.REPLAY:
+            environ = _PLACEHOLDERS
+        for name, value in values.items():
+            try:
+                resolved[name] = interpolate(value, environ)
+            except KeyError as exc:
+                raise self._missing(target, (kind, name), str(exc.args[0])) from None
+        return resolved
+
+    def _missing(self, target: Target, where: tuple[str, ...], variable: str) -> MissingKey:
+        message = f"target {target.name} needs ${variable} set to run in {self.settings.mode} mode"
+        try:
+            return MissingKey(str(self.catalog.error("target", target.name, where, message)))
+        except KeyError:  # a target made in code, with no file behind it
+            return MissingKey(message)
 
     def base_url_for(self, target: Target) -> str:
         """Where to send ``target``'s requests: an override, a managed server, or its base_url."""
@@ -120,10 +178,11 @@ class Runner:
         return str(running.base_url)
 
     def close(self) -> None:
-        """Stop every reference server this run started."""
+        """Stop every reference server this run started, and the log scrubbing."""
         for running in self._servers.values():
             running.stop()
         self._servers.clear()
+        redaction.stop_scrubbing_logs()
 
     def record_command(self, case: Case) -> str:
         """The command that records ``case``'s cassette."""
@@ -140,12 +199,24 @@ class Runner:
         if self.settings.specs_arg:
             words += ["--specs", self.settings.specs_arg]
         command = shlex.join(words)
-        if case.target.api_key_env and case.target.reference is None:
-            command = f"{case.target.api_key_env}=... {command}"
-        return command
+        target = case.target
+        variables = target.env_references()
+        if target.api_key_env and target.reference is None:
+            variables.insert(0, target.api_key_env)
+        return " ".join([*(f"{name}=..." for name in dict.fromkeys(variables)), command])
 
     def execute(self, case: Case) -> CaseResult:
         """Probe ``case`` and judge it; every failure becomes an ``error`` result."""
+        return self._scrubbed(self._execute(case))
+
+    def _scrubbed(self, result: CaseResult) -> CaseResult:
+        # The last net: whatever a server echoed or an error quoted, no key leaves the case.
+        known = self.secrets
+        if not known:
+            return result
+        return CaseResult.model_validate(redaction.data(result.model_dump(mode="json"), known))
+
+    def _execute(self, case: Case) -> CaseResult:
         started = time.monotonic()
         expected = self.catalog.expectation(case.target.profile, case.behavior.id).outcomes
 
@@ -178,15 +249,19 @@ class Runner:
                 f"no cassette at {path}; record it with: {self.record_command(case)}",
             )
         try:
-            key = self.key_for(case.target)
+            credentials = self.credentials_for(case.target)
         except MissingKey as exc:
             return result(Verdict.SKIPPED, str(exc))
 
         endpoint = Endpoint(
             case.target,
             self.base_url_for(case.target),
-            key,
+            credentials.key,
             fatal=(CannotOverwriteExistingCassetteException,),
+            headers=credentials.headers,
+            query=credentials.query,
+            # A replayed 429 needs no waiting: the cassette holds what came after it.
+            sleep=_no_wait if self.settings.mode is Mode.REPLAY else time.sleep,
         )
         probe = registered()[case.behavior.probe]
         context = ProbeContext(endpoint, case.api, case.stream, case.behavior.params)
@@ -224,6 +299,26 @@ class Runner:
         judged = result(verdict, observation.summary, observation)
         judged.server_version = _server_version(metadata, self.settings.server_version, observation)
         return judged
+
+
+class _Placeholders(Mapping[str, str]):
+    """An environment in which every variable is set: replays send no real header values."""
+
+    def __getitem__(self, name: str) -> str:
+        return REPLAY_KEY
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+_PLACEHOLDERS = _Placeholders()
+
+
+def _no_wait(_: float) -> None:
+    return None
 
 
 def _server_version(

@@ -50,12 +50,17 @@ def match_json_body(recorded: Any, incoming: Any) -> None:
         raise AssertionError("the JSON bodies differ")
 
 
-def _scrubber(secrets: Sequence[str]) -> Any:
+def scrubbers(secrets: Sequence[str]) -> tuple[Any, Any]:
+    """vcrpy's before-record hooks: drop secret-named headers (request and response), blank
+    secret-named query parameters, and replace every known secret in what remains."""
+
     def before_record_request(request: Any) -> Any:
         for name in list(request.headers):
             if redaction.is_secret_name(name):
                 del request.headers[name]
-        request.uri = redaction.text(redaction.url(request.uri), secrets)
+            else:
+                request.headers[name] = redaction.text(str(request.headers[name]), secrets)
+        request.uri = redaction.url(request.uri, secrets)
         if request.body:
             body = (
                 request.body.decode("utf-8", errors="replace")
@@ -67,7 +72,9 @@ def _scrubber(secrets: Sequence[str]) -> Any:
 
     def before_record_response(response: dict[str, Any]) -> dict[str, Any]:
         response["headers"] = {
-            name: values
+            name: [redaction.text(str(value), secrets) for value in values]
+            if isinstance(values, list)
+            else redaction.text(str(values), secrets)
             for name, values in response["headers"].items()
             if not redaction.is_secret_name(name)
         }
@@ -90,7 +97,8 @@ def cassette(
     """Run the body against ``path``'s cassette in ``mode``; yields the cassette's metadata.
 
     In record mode the old cassette is replaced, and the server version and the time are
-    stored in it. In replay mode a request that is not in the cassette raises ReplayMismatch.
+    stored in it; a run interrupted inside the body (Ctrl-C) leaves no half-recorded cassette.
+    In replay mode a request that is not in the cassette raises ReplayMismatch.
     """
     if mode is Mode.LIVE:
         yield {}
@@ -98,7 +106,7 @@ def cassette(
     if mode is Mode.RECORD:
         path.unlink(missing_ok=True)
         path.parent.mkdir(parents=True, exist_ok=True)
-    before_request, before_response = _scrubber(secrets)
+    before_request, before_response = scrubbers(secrets)
     recorder = vcr.VCR(
         record_mode="all" if mode is Mode.RECORD else "none",
         match_on=["method", "path", "json_body"],
@@ -107,17 +115,28 @@ def cassette(
         decode_compressed_response=True,
     )
     recorder.register_matcher("json_body", match_json_body)
-    with recorder.use_cassette(str(path)) as tape:
-        if mode is Mode.RECORD:
-            tape.get_metadata(
-                METADATA_KEY,
-                {
-                    "recorded_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                    "server_version": server_version,
-                },
-            )
-        metadata = tape.get_metadata(METADATA_KEY, {}) or {}
-        try:
-            yield metadata
-        except CannotOverwriteExistingCassetteException as exc:
-            raise ReplayMismatch(str(exc).splitlines()[0]) from None
+    interrupted = False
+    try:
+        with recorder.use_cassette(str(path)) as tape:
+            if mode is Mode.RECORD:
+                tape.get_metadata(
+                    METADATA_KEY,
+                    {
+                        "recorded_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                        "server_version": server_version,
+                    },
+                )
+            metadata = tape.get_metadata(METADATA_KEY, {}) or {}
+            try:
+                yield metadata
+            except CannotOverwriteExistingCassetteException as exc:
+                raise ReplayMismatch(str(exc).splitlines()[0]) from None
+            except Exception:
+                raise  # a failed case keeps what it recorded: replaying it fails the same way
+            except BaseException:
+                interrupted = True
+                raise
+    finally:
+        # vcrpy saves on any exit; a case cut short by Ctrl-C would replay as a mismatch.
+        if interrupted and mode is Mode.RECORD:
+            path.unlink(missing_ok=True)

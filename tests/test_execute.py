@@ -6,6 +6,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +15,7 @@ from conformance.execute import Runner, Settings
 from conformance.plan import Case
 from conformance.probes.registry import REGISTRY, Probe
 from conformance.recording import Mode
+from conformance.reference.server import ServerConfig, start
 from conformance.results import CaseResult
 from conformance.spec import Api
 from conformance.verdict import Verdict
@@ -29,29 +31,30 @@ def _run(base_url: str, stream: bool = False) -> CaseResult:
     return runner.execute(Case(STOP, TARGET, Api.CHAT, stream))
 
 
+#: Replies a gateway might give with a 200 that are no completion. Faults a real provider
+#: gives (429, 5xx, resets, cut and malformed streams, timeouts) are injected by the
+#: reference server in tests/hard_edges/test_faults.py.
+REPLIES = {
+    "not-json": (b"<html>gateway</html>", "application/json"),
+    "no-choices": (b'{"object": "chat.completion"}', "application/json"),
+    "choices-not-objects": (b'{"choices": ["a"]}', "application/json"),
+    "content-not-text": (
+        b'{"choices": [{"index": 0, "message": {"content": 5}, "finish_reason": "stop"}]}',
+        "application/json",
+    ),
+    "stream-without-choices": (b"data: {}\n\ndata: [DONE]\n\n", "text/event-stream"),
+}
+
+
 class _Faulty(BaseHTTPRequestHandler):
-    """Answers every POST with the fault named in the server's ``fault`` attribute."""
+    """Answers every POST with the reply named in the server's ``fault`` attribute."""
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("content-length", 0)))
-        fault = self.server.fault  # type: ignore[attr-defined]
-        if fault == "500":
-            body = b'{"error": {"message": "boom", "type": "server_error"}}'
-            self.send_response(500)
-        elif fault == "not-json":
-            body = b"<html>gateway</html>"
-            self.send_response(200)
-        elif fault == "malformed-stream":
-            body = b'data: {"choices": [{"delta": {"content": "a"}\n\ndata: [DONE]\n\n'
-            self.send_response(200)
-        else:  # "no-done": a stream cut off before [DONE]
-            body = b'data: {"choices": [{"index": 0, "delta": {"content": "a"}}]}\n\n'
-            self.send_response(200)
+        body, content_type = REPLIES[self.server.fault]  # type: ignore[attr-defined]
+        self.send_response(200)
         self.send_header("content-length", str(len(body)))
-        self.send_header(
-            "content-type",
-            "text/event-stream" if "stream" in fault or "done" in fault else "application/json",
-        )
+        self.send_header("content-type", content_type)
         self.end_headers()
         self.wfile.write(body)
 
@@ -76,10 +79,11 @@ def _url(httpd: ThreadingHTTPServer) -> str:
 @pytest.mark.parametrize(
     ("fault", "stream", "reason"),
     [
-        ("500", False, "server error 500"),
         ("not-json", False, "not a JSON object"),
-        ("malformed-stream", True, "malformed stream"),
-        ("no-done", True, "without data: [DONE]"),
+        ("no-choices", False, "malformed reply: the body has no choices list"),
+        ("choices-not-objects", False, "malformed reply: a choice is not an object"),
+        ("content-not-text", False, "malformed reply: a message's content is not a string"),
+        ("stream-without-choices", True, "malformed reply: the stream carried no choices"),
     ],
 )
 def test_faults_are_errors_with_a_reason(
@@ -92,14 +96,14 @@ def test_faults_are_errors_with_a_reason(
     assert result.evidence, "the failing exchange is kept as evidence"
 
 
-def test_connection_refused_is_an_error_after_one_retry() -> None:
+def test_connection_refused_is_an_error_after_the_retries() -> None:
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
     result = _run(f"http://127.0.0.1:{port}/v1")
     assert result.verdict is Verdict.ERROR
-    assert "connection failed twice" in result.summary
-    assert result.evidence[-1].retries == 1
+    assert f"connection failed {TARGET.retries + 1} times" in result.summary
+    assert result.evidence[-1].retries == TARGET.retries
 
 
 def test_a_crashing_probe_errors_its_case_only(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -109,6 +113,34 @@ def test_a_crashing_probe_errors_its_case_only(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setitem(
         REGISTRY, "stop_sequence", Probe("stop_sequence", frozenset(STOP.outcomes), crash)
     )  # type: ignore[arg-type]
-    result = _run("http://127.0.0.1:9/v1")
+    usage = CATALOG.behaviors["stream.usage"]
+    with start(ServerConfig()) as server:
+        runner = Runner(CATALOG, Settings(mode=Mode.LIVE, base_url=server.base_url))
+        crashed = runner.execute(Case(STOP, TARGET, Api.CHAT, False))
+        after = runner.execute(Case(usage, TARGET, Api.CHAT, True))
+        runner.close()
+    assert crashed.verdict is Verdict.ERROR
+    assert "the probe crashed: ZeroDivisionError: probe bug (test_execute.py:" in crashed.summary
+    assert after.verdict is Verdict.PASS, after.summary
+
+
+def test_a_request_not_in_its_cassette_names_the_cassette_and_the_command(
+    tmp_path: Path,
+) -> None:
+    case = Case(STOP, TARGET, Api.CHAT, False)
+    with start(ServerConfig()) as server:
+        recorder = Runner(
+            CATALOG, Settings(mode=Mode.RECORD, base_url=server.base_url, cassettes=tmp_path)
+        )
+        assert recorder.execute(case).verdict is Verdict.PASS
+        recorder.close()
+    path = case.cassette(tmp_path)
+    path.write_text(path.read_text().replace("lighthouse keeper", "lighthouse sweeper"))
+    replayer = Runner(CATALOG, Settings(mode=Mode.REPLAY, cassettes=tmp_path, specs_arg="specs"))
+    result = replayer.execute(case)
     assert result.verdict is Verdict.ERROR
-    assert "the probe crashed: ZeroDivisionError: probe bug" in result.summary
+    assert f"a request is not in the cassette {path}" in result.summary
+    assert (
+        "re-record with: conformance run --mode record --target reference-openai "
+        "--behavior stop.inclusion --specs specs"
+    ) in result.summary

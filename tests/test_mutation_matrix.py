@@ -34,7 +34,9 @@ def _expected_verdict(profile: str, behavior_id: str, outcome: str) -> Verdict:
     return Verdict.PASS if outcome in expected else Verdict.DEVIATION
 
 
-@pytest.mark.parametrize(("behavior_id", "outcome"), SETTINGS, ids=[f"{b}={o}" for b, o in SETTINGS])
+@pytest.mark.parametrize(
+    ("behavior_id", "outcome"), SETTINGS, ids=[f"{b}={o}" for b, o in SETTINGS]
+)
 def test_suite_observes_what_the_server_does(
     behavior_id: str, outcome: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -42,7 +44,9 @@ def test_suite_observes_what_the_server_does(
     switches = dialect.switches_for(CATALOG, "openai", {behavior_id: outcome})
     monkeypatch.setenv("REFERENCE_API_KEY", KEY)
     reference = CATALOG.targets["reference-openai"]
-    config = server.ServerConfig(switches=switches, context_window=reference.window(behavior.apis[0]), api_key=KEY)
+    config = server.ServerConfig(
+        switches=switches, context_window=reference.window(behavior.apis[0]), api_key=KEY
+    )
     with server.start(config) as running:
         runner = Runner(CATALOG, Settings(mode=Mode.LIVE, base_url=running.base_url))
         for profile in sorted(CATALOG.profiles):
@@ -62,8 +66,13 @@ def test_every_known_expectation_can_deviate(profile: str) -> None:
     """An expectation that accepted every outcome could never fail; the matrix shows the
     server produces every outcome, so each known expectation both passes and deviates."""
     for behavior_id, behavior in CATALOG.behaviors.items():
-        verdicts = {judge(CATALOG.expectation(profile, behavior_id).outcomes, o) for o in behavior.outcomes}
-        assert verdicts in ({Verdict.PASS, Verdict.DEVIATION}, {Verdict.OBSERVED}), (profile, behavior_id)
+        verdicts = {
+            judge(CATALOG.expectation(profile, behavior_id).outcomes, o) for o in behavior.outcomes
+        }
+        assert verdicts in ({Verdict.PASS, Verdict.DEVIATION}, {Verdict.OBSERVED}), (
+            profile,
+            behavior_id,
+        )
 
 
 def test_matrix_covers_every_outcome_of_every_behavior() -> None:

@@ -28,7 +28,10 @@ def test_selection_by_prefix_and_glob() -> None:
     assert matches("reference-openai", ["reference-*"])
     assert not matches("stopper", ["stop"])
     catalog = load_specs(SPECS)
-    assert {c.behavior.id for c in plan(catalog, behaviors=["stream"])} == {"stream.usage", "stream.usage.include_usage"}
+    assert {c.behavior.id for c in plan(catalog, behaviors=["stream"])} == {
+        "stream.usage",
+        "stream.usage.include_usage",
+    }
 
 
 def test_unknown_selection_suggests() -> None:

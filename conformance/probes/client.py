@@ -2,16 +2,23 @@
 
 Requests go through the SDK's ``with_streaming_response`` access, so the status, headers,
 raw body and every SSE line are kept next to what was parsed from them. A 4xx is a reply
-(servers refuse things; that is an outcome). A 5xx, a timeout, a broken connection or a
-malformed body is a ProbeError: there is nothing to classify.
+(servers refuse things; that is an outcome), except a 429. A 429 or a 5xx (after the
+retries), a timeout, a broken connection or a malformed body is a ProbeError: there is
+nothing to classify.
 """
 
 from __future__ import annotations
 
+import codecs
+import contextlib
+import datetime as dt
+import email.utils
 import inspect
 import json
+import math
+import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +41,12 @@ _SDK_PARAMS = {
     Api.COMPLETIONS: frozenset(inspect.signature(Completions.create).parameters) - {"self"},
 }
 _SDK_CONTROLS = frozenset({"extra_headers", "extra_query", "extra_body", "timeout"})
+
+#: Statuses that say "not now": retried after a backoff, then an error. No other 4xx is
+#: retried: a refusal is an answer.
+RETRY_STATUSES = frozenset({429, 503})
+#: The first backoff when the server gives no Retry-After; it doubles with each retry.
+BACKOFF_S = 0.5
 
 
 @dataclass
@@ -128,6 +141,13 @@ class Endpoint:
     #: Exceptions that mean "stop", not "the network failed" (e.g. a replay mismatch); the
     #: SDK wraps whatever its transport raises, so they are unwrapped and re-raised.
     fatal: tuple[type[BaseException], ...] = ()
+    #: Headers and query parameters as sent, ``${NAME}`` resolved (default: the target's own).
+    headers: Mapping[str, str] | None = None
+    query: Mapping[str, str] | None = None
+    #: How to wait before a retry; a replay passes a no-op, as there is no server to wait for.
+    sleep: Callable[[float], None] = time.sleep
+    #: An httpx transport in place of the network, for tests.
+    transport: httpx2.BaseTransport | None = None
     exchanges: list[Exchange] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -135,12 +155,16 @@ class Endpoint:
 
     def _new_client(self) -> openai.OpenAI:
         # The SDK's own retries would hide resets and 5xx from the evidence; the suite decides.
+        headers = self.target.headers if self.headers is None else self.headers
+        query = self.target.query if self.query is None else self.query
         return openai.OpenAI(
             base_url=self.base_url,
             api_key=self.api_key,
-            default_headers=self.target.headers or None,
+            default_headers=dict(headers) or None,
+            default_query=dict(query) or None,
             max_retries=0,
             timeout=self.target.timeout_s,
+            http_client=httpx2.Client(transport=self.transport) if self.transport else None,
         )
 
     def close(self) -> None:
@@ -156,18 +180,23 @@ class Endpoint:
 
         ``params`` is the JSON body without ``model``. Parameters the SDK does not know
         (``best_of`` on chat, provider extensions) are sent through ``extra_body``.
+        A 429, a 503 or a broken connection is retried up to ``target.retries`` times, after
+        a backoff that honours Retry-After (capped at ``target.max_retry_wait_s``); then it
+        is a ProbeError, like any other 5xx, timeout or malformed reply. The number of
+        retries is kept in the exchange.
         """
         body = {"model": self.model(api), **params}
         known = {k: v for k, v in body.items() if k in _SDK_PARAMS[api] and k not in _SDK_CONTROLS}
         extra = {k: v for k, v in body.items() if k not in known}
-        resource = self._client.chat.completions if api is Api.CHAT else self._client.completions
         stream = bool(body.get("stream"))
         started = time.monotonic()
         retries = 0
         while True:
+            resource = (
+                self._client.chat.completions if api is Api.CHAT else self._client.completions
+            )
             try:
                 reply = self._call(resource, known, extra, stream=stream, label=label)
-                break
             except openai.APITimeoutError as exc:
                 self._record_failure(label, body, exc, retries, started)
                 raise ProbeError(
@@ -176,31 +205,51 @@ class Endpoint:
             except openai.APIConnectionError as exc:
                 if isinstance(exc.__cause__, self.fatal):
                     raise exc.__cause__ from None
-                # A server that dropped a keep-alive connection after an earlier error resets the
-                # next request on it; one retry on a fresh connection tells that from a dead server.
-                if retries == 0:
+                if retries < self.target.retries:
                     retries += 1
+                    # A server that dropped a keep-alive connection after an earlier error resets
+                    # the next request on it, so every retry starts on a fresh connection.
                     self._client.close()
                     self._client = self._new_client()
-                    resource = (
-                        self._client.chat.completions
-                        if api is Api.CHAT
-                        else self._client.completions
-                    )
+                    self.sleep(self._wait(retries, None))
                     continue
                 self._record_failure(label, body, exc, retries, started)
                 raise ProbeError(
-                    f"{label}: connection failed twice: {_cause(exc)}", self.exchanges
+                    f"{label}: connection failed {_times(retries + 1)}: {_cause(exc)}",
+                    self.exchanges,
                 ) from None
+            if reply.status in RETRY_STATUSES and retries < self.target.retries:
+                retries += 1
+                assert reply.exchange.response is not None
+                self.sleep(self._wait(retries, reply.exchange.response.headers))
+                continue
+            break
         reply.exchange.retries = retries
-        reply.exchange.tokens = reply.tokens()
+        # A refusal's body is the server's own; only a completion's usage is read.
+        reply.exchange.tokens = reply.tokens() if reply.ok else Tokens()
         reply.exchange.duration_s = round(time.monotonic() - started, 4)
         self.exchanges.append(reply.exchange)
+        after = f" after {_count(retries, 'retry', 'retries')}" if retries else ""
+        if reply.status == 429:
+            # Not a refusal of what was asked: a probe must not read it as "rejected".
+            raise ProbeError(
+                f"{label}: rate limited (429){after}: {_excerpt(reply.exchange)}", self.exchanges
+            )
         if reply.status >= 500:
             raise ProbeError(
-                f"{label}: server error {reply.status}: {_excerpt(reply.exchange)}", self.exchanges
+                f"{label}: server error {reply.status}{after}: {_excerpt(reply.exchange)}",
+                self.exchanges,
             )
         return reply
+
+    def _wait(self, retry: int, headers: Mapping[str, str] | None) -> float:
+        """Seconds to wait before retry number ``retry``: what the server asked, else a backoff."""
+        asked = retry_after(headers) if headers is not None else None
+        if asked is None:
+            # After a reset the first retry is immediate (see above); otherwise exponential.
+            steps = retry - 1 if headers is not None else retry - 2
+            asked = 0.0 if steps < 0 else BACKOFF_S * 2**steps
+        return max(0.0, min(asked, self.target.max_retry_wait_s))
 
     def _call(
         self,
@@ -217,11 +266,12 @@ class Endpoint:
             ) as response:
                 http = response.http_response
                 if stream:
-                    lines = list(response.iter_lines())
+                    lines = list(sse_lines(response.iter_bytes()))
                     exchange = _exchange(label, http, sse_lines=lines)
                     try:
                         parsed = sse.parse(lines)
-                    except sse.SseError as exc:
+                    # A JSON payload can also fail as too deep or as a too long integer.
+                    except (ValueError, RecursionError) as exc:
                         self.exchanges.append(exchange)
                         raise ProbeError(
                             f"{label}: malformed stream: {exc}", self.exchanges
@@ -231,16 +281,26 @@ class Endpoint:
                         raise ProbeError(
                             f"{label}: the stream ended without data: [DONE]", self.exchanges
                         )
-                    return Reply(http.status_code, exchange, stream=parsed)
-                raw = response.read().decode("utf-8", errors="replace")
-                exchange = _exchange(label, http, body=raw)
-                return Reply(http.status_code, exchange, body=self._json(raw, exchange, label))
+                    reply = Reply(http.status_code, exchange, stream=parsed)
+                else:
+                    raw = response.read().decode("utf-8", errors="replace")
+                    exchange = _exchange(label, http, body=raw)
+                    reply = Reply(http.status_code, exchange, body=self._json(raw, exchange, label))
+                if reply.ok:
+                    problem = _shape_problem(reply)
+                    if problem:
+                        self.exchanges.append(exchange)
+                        raise ProbeError(f"{label}: malformed reply: {problem}", self.exchanges)
+                return reply
         except httpx2.TimeoutException as exc:
             # The status line came, then the body stalled: handled like any timeout.
             raise openai.APITimeoutError(request=exc.request) from exc
-        except httpx2.HTTPError as exc:
+        except httpx2.TransportError as exc:
             # The status line came, then the connection broke mid-body: handled like a reset.
             raise openai.APIConnectionError(request=exc.request) from exc
+        except httpx2.HTTPError as exc:
+            # A body that cannot be decoded (a bad content-encoding) is malformed, not a reset.
+            raise ProbeError(f"{label}: unreadable body: {exc}", self.exchanges) from None
         except openai.APIStatusError as exc:
             raw = exc.response.text
             exchange = _exchange(label, exc.response, body=raw)
@@ -272,10 +332,111 @@ class Endpoint:
         )
 
 
+def sse_lines(chunks: Iterable[bytes]) -> Iterator[str]:
+    """The lines of an event stream arriving in ``chunks`` split anywhere, as UTF-8 text.
+
+    Only CRLF, LF and CR end a line, as the SSE format says: a generic line splitter also
+    breaks at U+0085, U+2028 and the like, which JSON may carry raw inside a string.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    buffer = ""
+    first = True
+    for chunk in _then_none(chunks):
+        final = chunk is None
+        buffer += decoder.decode(chunk or b"", final=final)
+        if first and buffer:
+            buffer = buffer.removeprefix("\ufeff")  # one leading BOM is not part of the stream
+            first = False
+        while match := _LINE_END.search(buffer):
+            if match.group() == "\r" and match.end() == len(buffer) and not final:
+                break  # perhaps the first half of a CRLF split across two chunks
+            yield buffer[: match.start()]
+            buffer = buffer[match.end() :]
+    if buffer:
+        yield buffer
+
+
+def _then_none(chunks: Iterable[bytes]) -> Iterator[bytes | None]:
+    yield from chunks
+    yield None  # the end, so the decoder flushes and a last CR ends its line
+
+
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds a response asks the client to wait: ``retry-after-ms``, or ``retry-after`` as
+    seconds or an HTTP date; None when it asks nothing (or nothing readable)."""
+    lowered = {name.lower(): value for name, value in headers.items()}
+    milliseconds = lowered.get("retry-after-ms")
+    if milliseconds is not None:
+        with contextlib.suppress(ValueError):
+            seconds = float(milliseconds) / 1000
+            if math.isfinite(seconds):
+                return max(0.0, seconds)
+    value = lowered.get("retry-after")
+    if value is None:
+        return None
+    with contextlib.suppress(ValueError):
+        seconds = float(value)
+        return max(0.0, seconds) if math.isfinite(seconds) else None
+    with contextlib.suppress(TypeError, ValueError, IndexError, OverflowError):
+        when = email.utils.parsedate_to_datetime(value)
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.UTC)
+        return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
+    return None
+
+
+def _shape_problem(reply: Reply) -> str | None:
+    """Why a 2xx reply cannot be read as a completion, or None when it can."""
+    if reply.stream is not None:
+        if not any(chunk.get("choices") for chunk in reply.chunks):
+            return "the stream carried no choices"
+        for position, chunk in enumerate(reply.chunks):
+            problem = _object_problem(chunk, delta=True)
+            if problem:
+                return f"chunk {position}: {problem}"
+        return None
+    body = reply.body or {}
+    if not isinstance(body.get("choices"), list):
+        return "the body has no choices list"
+    return _object_problem(body, delta=False)
+
+
+def _object_problem(item: dict[str, Any], *, delta: bool) -> str | None:
+    choices = item.get("choices")
+    if choices is not None and not isinstance(choices, list):
+        return "choices is not a list"
+    for choice in choices or []:
+        if not isinstance(choice, dict):
+            return "a choice is not an object"
+        if not isinstance(choice.get("index", 0), int):
+            return "a choice's index is not an integer"
+        if not isinstance(choice.get("finish_reason"), str | None):
+            return "a finish_reason is not a string"
+        if not isinstance(choice.get("text"), str | None):
+            return "a choice's text is not a string"
+        holder = choice.get("delta" if delta else "message")
+        if holder is not None and not isinstance(holder, dict):
+            return "a message or delta is not an object"
+        if holder is not None and not isinstance(holder.get("content"), str | None):
+            return "a message's content is not a string"
+    usage = item.get("usage")
+    if usage is not None:
+        if not isinstance(usage, dict):
+            return "usage is not an object"
+        for name in ("prompt_tokens", "completion_tokens"):
+            count = usage.get(name)
+            if count is not None and (isinstance(count, bool) or not isinstance(count, int)):
+                return f"usage.{name} is not an integer"
+    return None
+
+
 def _json_or_none(raw: str) -> dict[str, Any] | None:
     try:
         parsed = json.loads(raw)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # JSONDecodeError, a too long integer, too deep
         return None
     return parsed if isinstance(parsed, dict) else None
 
@@ -322,6 +483,14 @@ def _exchange(
 def _excerpt(exchange: Exchange) -> str:
     body = exchange.response.body if exchange.response else None
     return (body or "")[:200]
+
+
+def _count(number: int, one: str, many: str) -> str:
+    return f"{number} {one if number == 1 else many}"
+
+
+def _times(number: int) -> str:
+    return {1: "once", 2: "twice"}.get(number, f"{number} times")
 
 
 def _cause(exc: BaseException) -> str:

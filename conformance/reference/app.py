@@ -18,6 +18,7 @@ import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -760,9 +761,17 @@ def _model_object(name: str) -> dict[str, Any]:
 class _Envelope:
     """ASGI middleware: the ``server`` header on every response, and the API key check."""
 
-    def __init__(self, app: ASGIApp, api_key: str | None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        api_key: str | None,
+        header: str = "authorization",
+        query: str | None = None,
+    ) -> None:
         self.app = app
         self.api_key = api_key
+        self.header = header
+        self.query = query
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -802,18 +811,36 @@ class _Envelope:
     def _refusal(self, scope: Scope) -> Response | None:
         if self.api_key is None:
             return None
-        given = dict(scope.get("headers", [])).get(b"authorization", b"").decode("latin-1")
-        scheme, _, token = given.partition(" ")
-        if not given:
+        token = presented_key(scope, self.header, self.query)
+        if token is None:
             return error_response(
                 401,
                 "You didn't provide an API key. You need to provide your API key in an "
                 "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
             )
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip(), self.api_key):
+        if not hmac.compare_digest(token.encode(), self.api_key.encode()):
             # The key is not echoed: replies end up in evidence files.
             return error_response(401, "Incorrect API key provided.", code="invalid_api_key")
         return None
+
+
+def presented_key(
+    scope: Scope, header: str = "authorization", query: str | None = None
+) -> str | None:
+    """The key a request presents: in the ``query`` parameter if given, else in ``header``
+    (a bearer token in ``authorization``, the bare key in any other header); None if absent."""
+    if query is not None:
+        query_string: bytes = scope.get("query_string", b"")
+        values = parse_qs(query_string.decode("latin-1")).get(query)
+        return values[0] if values else None
+    raw: bytes | None = dict(scope.get("headers", [])).get(header.lower().encode("latin-1"))
+    if not raw:
+        return None
+    given = raw.decode("latin-1").strip()
+    if header.lower() != "authorization":
+        return given
+    scheme, _, token = given.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -846,6 +873,13 @@ def create_app(config: ServerConfig) -> Starlette:
     ]
     return Starlette(
         routes=routes,
-        middleware=[Middleware(_Envelope, api_key=config.api_key)],
+        middleware=[
+            Middleware(
+                _Envelope,
+                api_key=config.api_key,
+                header=config.api_key_header,
+                query=config.api_key_query,
+            )
+        ],
         exception_handlers={HTTPException: _http_error},
     )

@@ -14,10 +14,12 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import Any
 
 import uvicorn
 
-from conformance.reference.app import create_app
+from conformance.reference.app import create_app, presented_key
+from conformance.reference.faults import FaultLayer, FaultSpec, ResettableH11Protocol
 from conformance.reference.switches import Switches
 
 LOOPBACK = "127.0.0.1"
@@ -35,15 +37,35 @@ class ServerConfig:
     context_window: int = 256
     #: When set, requests need ``Authorization: Bearer <api_key>``; otherwise 401.
     api_key: str | None = None
+    #: Where the key goes: ``authorization`` (as a bearer token), or another header that
+    #: carries the bare key (``api-key`` as Azure, ``x-api-key`` as some gateways).
+    api_key_header: str = "authorization"
+    #: When set, the key is this query parameter instead (``?api-key=...``), not a header.
+    api_key_query: str | None = None
+    #: A provider fault to inject (see ``faults.py``); tests may change it while running.
+    faults: FaultSpec = field(default_factory=FaultSpec)
+    #: Play a careless gateway that echoes the presented key in its replies (see faults.py).
+    echo_key: bool = False
     host: str = LOOPBACK
     port: int = 8000
     #: The name ``/v1/models`` lists; requests may name any model.
     model: str = "toy"
 
 
-def _uvicorn_config(config: ServerConfig, *, quiet: bool) -> uvicorn.Config:
+def _app(config: ServerConfig) -> FaultLayer:
+    echo = None
+    if config.echo_key:
+
+        def echo(scope: Any) -> str | None:
+            return presented_key(scope, config.api_key_header, config.api_key_query)
+
+    return FaultLayer(create_app(config), config.faults, echo=echo)
+
+
+def _uvicorn_config(config: ServerConfig, app: FaultLayer, *, quiet: bool) -> uvicorn.Config:
     return uvicorn.Config(
-        create_app(config),
+        app,
+        http=ResettableH11Protocol,  # so that the fault layer can reset connections
         host=config.host,
         port=config.port,
         log_level="warning",
@@ -58,7 +80,7 @@ def _uvicorn_config(config: ServerConfig, *, quiet: bool) -> uvicorn.Config:
 
 def serve(config: ServerConfig) -> None:
     """Serve ``config`` on ``config.host:config.port`` until interrupted (Ctrl-C)."""
-    uvicorn.Server(_uvicorn_config(config, quiet=False)).run()
+    uvicorn.Server(_uvicorn_config(config, _app(config), quiet=False)).run()
 
 
 class RunningServer:
@@ -68,7 +90,10 @@ class RunningServer:
         self.config = config
         self._socket = sock
         self.host, self.port = sock.getsockname()[:2]
-        self._server = uvicorn.Server(_uvicorn_config(config, quiet=True))
+        #: The fault layer: ``faults.configure(FaultSpec(...))`` changes the fault, and
+        #: ``faults.requests`` counts the completion requests served.
+        self.faults = _app(config)
+        self._server = uvicorn.Server(_uvicorn_config(config, self.faults, quiet=True))
         self._thread = threading.Thread(
             target=self._server.run,
             kwargs={"sockets": [sock]},

@@ -8,10 +8,19 @@ these models (``conformance schema``) so editors can complete spec files.
 from __future__ import annotations
 
 import datetime as dt
+import re
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 #: The expectation that says a profile's documentation is silent.
 UNKNOWN = "unknown"
@@ -124,6 +133,42 @@ class ReferenceServer(_Spec):
     )
 
 
+#: ``${NAME}`` in a target's header or query value: the environment variable NAME's value.
+ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_ANY_REFERENCE = re.compile(r"\$\{[^}]*\}?")
+
+
+def env_references(value: str) -> list[str]:
+    """The environment variables ``value`` refers to as ``${NAME}``, in order."""
+    return ENV_REFERENCE.findall(value)
+
+
+def interpolate(value: str, environ: Mapping[str, str]) -> str:
+    """``value`` with each ``${NAME}`` replaced by ``environ[NAME]`` (KeyError if unset or empty)."""
+
+    def lookup(match: re.Match[str]) -> str:
+        found = environ.get(match.group(1))
+        if not found:
+            raise KeyError(match.group(1))
+        return found
+
+    return ENV_REFERENCE.sub(lookup, value)
+
+
+def _well_formed_references(value: str) -> str:
+    for match in _ANY_REFERENCE.finditer(value):
+        if not ENV_REFERENCE.fullmatch(match.group(0)):
+            raise ValueError(
+                f"'{match.group(0)}' is not a variable reference; write ${{NAME}} "
+                "(letters, digits and underscores)"
+            )
+    return value
+
+
+#: A header or query value: literal text, where ``${NAME}`` takes an environment variable.
+EnvText = Annotated[str, AfterValidator(_well_formed_references)]
+
+
 class Target(_Spec):
     """An endpoint to probe, and the profile it claims."""
 
@@ -139,14 +184,44 @@ class Target(_Spec):
         description="The model's context window in tokens: one number, or one per API."
     )
     apis: list[Api] = Field(min_length=1)
-    headers: dict[str, str] = Field(default_factory=dict)
-    timeout_s: float = Field(default=60.0, gt=0)
+    headers: dict[str, EnvText] = Field(
+        default_factory=dict,
+        description="Extra request headers; ${NAME} in a value is the environment variable "
+        "NAME, so that keys (api-key, x-api-key) never have to be written here.",
+    )
+    query: dict[str, EnvText] = Field(
+        default_factory=dict,
+        description="Query parameters added to every request; ${NAME} as in headers.",
+    )
+    timeout_s: float = Field(
+        default=60.0, gt=0, description="Seconds to wait for a response's next byte."
+    )
+    retries: int = Field(
+        default=2,
+        ge=0,
+        le=10,
+        description="Retries after a 429, a 503 or a connection reset, each after a backoff.",
+    )
+    max_retry_wait_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="The longest wait before a retry, whatever Retry-After asks for.",
+    )
     live_only: bool = Field(
         default=False, description="True where no cassettes are shipped: runs only with a key."
     )
     reference: ReferenceServer | None = Field(
         default=None, description="Start the reference server for this target when recording."
     )
+
+    def env_references(self) -> list[str]:
+        """Every environment variable the headers and query refer to, in order, once each."""
+        names = [
+            name
+            for value in (*self.headers.values(), *self.query.values())
+            for name in env_references(value)
+        ]
+        return list(dict.fromkeys(names))
 
     def window(self, api: Api) -> int:
         """The context window of the model this target serves for ``api``."""

@@ -1,42 +1,181 @@
-"""The SSE reader: framing, comments, and clean errors on anything malformed."""
+"""The SSE reader: framing, comments, and clean errors on anything malformed, on its own and
+as the client uses it."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 
+import httpx2
 import pytest
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from conformance.observation import ProbeError
 from conformance.probes import sse
+from conformance.probes.client import Endpoint, Reply
+from conformance.spec import Api, load_specs
+from tests.conftest import SPECS
 
-chunks = st.lists(
-    st.dictionaries(
-        st.sampled_from(["id", "text", "n"]), st.text(max_size=8) | st.integers(), max_size=3
-    ),
-    max_size=6,
+# --------------------------------------------------------------------------- through the client
+# The properties below go through Endpoint.send, the SDK and httpx, as a case does: the bytes
+# arrive in whatever pieces the network makes, and only the transport is replaced.
+
+TARGET = load_specs(SPECS).targets["reference-openai"]
+deltas = st.lists(st.text(max_size=6), min_size=1, max_size=6)
+
+
+class _Served:
+    """One endpoint for every example (making an SDK client per example is slow), replying
+    with whatever body the example sets."""
+
+    def __init__(self) -> None:
+        self.pieces: list[bytes] = []
+        self.stream = True
+        self.status = 200
+        self.endpoint = Endpoint(
+            TARGET,
+            "http://127.0.0.1:9/v1",
+            "k",
+            transport=httpx2.MockTransport(self._reply),
+            sleep=lambda _: None,
+        )
+
+    def _reply(self, request: httpx2.Request) -> httpx2.Response:
+        kind = "text/event-stream" if self.stream else "application/json"
+        return httpx2.Response(
+            self.status, headers={"content-type": kind}, content=iter(self.pieces)
+        )
+
+    def send(
+        self, pieces: list[bytes], *, stream: bool = True, status: int = 200
+    ) -> tuple[Reply | None, str | None]:
+        """Serve ``pieces`` as the body of the reply to one request: the reply, or the
+        ProbeError's reason."""
+        self.pieces, self.stream, self.status = pieces, stream, status
+        self.endpoint.exchanges.clear()
+        body = {"messages": [{"role": "user", "content": "hi"}], "stream": stream}
+        try:
+            return self.endpoint.send(Api.CHAT, body, label="probe"), None
+        except ProbeError as exc:
+            return None, exc.reason
+
+
+SERVED = _Served()
+_send = SERVED.send
+
+
+def _cut(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({c % (len(data) + 1) for c in cuts})
+    return [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    texts=deltas,
+    newline=st.sampled_from(["\n", "\r\n", "\r"]),
+    comments=st.booleans(),
+    multiline=st.booleans(),
+    cuts=st.lists(st.integers(min_value=0), max_size=12),
+    split_crlf=st.booleans(),
 )
-
-
-def _stream(items: list[dict[str, object]]) -> str:
-    return "".join(f"data: {json.dumps(item)}\n\n" for item in items) + "data: [DONE]\n\n"
-
-
-@given(items=chunks, cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=8))
-def test_any_rechunking_parses_to_the_same_events(
-    items: list[dict[str, object]], cuts: list[int]
+def test_any_rechunking_of_a_valid_stream_gives_the_same_events(
+    texts: list[str],
+    newline: str,
+    comments: bool,
+    multiline: bool,
+    cuts: list[int],
+    split_crlf: bool,
 ) -> None:
-    text = _stream(items)
-    # Split the byte stream at arbitrary points, then join it back into lines as a client would.
-    pieces, last = [], 0
-    for cut in sorted(c for c in cuts if c < len(text)):
-        pieces.append(text[last:cut])
-        last = cut
-    pieces.append(text[last:])
-    parsed = sse.parse("".join(pieces).split("\n"))
-    assert parsed.chunks == items
-    assert parsed.done
+    items = [{"choices": [{"index": 0, "delta": {"content": text}}]} for text in texts]
+    # An event's data may span several data: lines, which the reader joins with a newline.
+    payloads = [
+        json.dumps(item, ensure_ascii=False, indent=1 if multiline else None) for item in items
+    ]
+    events = [newline.join(f"data: {line}" for line in p.split("\n")) for p in payloads]
+    if comments:
+        events = [": keep-alive", *events]
+    text = "".join(event + newline + newline for event in [*events, "data: [DONE]"])
+    data = text.encode()
+    if split_crlf:  # the cut that matters most, and that random cuts rarely hit
+        cuts = [*cuts, *(i + 1 for i, byte in enumerate(data) if byte == ord("\r"))]
+    # Cuts fall anywhere in the bytes: inside a multi-byte character, between \r and \n.
+    reply, error = _send(_cut(data, cuts))
+    assert error is None, error
+    assert reply is not None
+    assert reply.chunks == items
+    assert reply.text == "".join(texts)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+#: JSON shaped like a chunk, with anything in its places.
+chunk_like = st.fixed_dictionaries(
+    {},
+    optional={
+        "choices": json_values
+        | st.lists(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "index": json_values,
+                    "delta": json_values | st.dictionaries(st.just("content"), json_values),
+                    "message": json_values | st.dictionaries(st.just("content"), json_values),
+                    "text": json_values,
+                    "finish_reason": json_values,
+                },
+            ),
+            max_size=2,
+        ),
+        "usage": json_values
+        | st.dictionaries(st.sampled_from(["prompt_tokens", "completion_tokens"]), json_values),
+        "error": json_values,
+    },
+)
+sse_lines = st.lists(
+    st.one_of(
+        st.binary(max_size=20),
+        chunk_like.map(lambda c: b"data: " + json.dumps(c).encode()),
+        st.sampled_from([b"", b"data: [DONE]", b": ping", b"event: error", b"data: {"]),
+    ),
+    max_size=8,
+).map(b"\n".join)
+
+
+@settings(max_examples=200, deadline=None)
+@example(body=b"data: " + b"[" * 50_000 + b"\n\n", stream=True, status=200, cuts=[])
+@example(body=b"[" * 50_000, stream=False, status=200, cuts=[])
+@example(body=b'data: {"a": ' + b"1" * 5000 + b"}\n\n", stream=True, status=200, cuts=[])
+@example(body=b'{"a": ' + b"1" * 5000 + b"}", stream=False, status=200, cuts=[])
+@given(
+    body=st.binary(max_size=200) | sse_lines | chunk_like.map(lambda c: json.dumps(c).encode()),
+    stream=st.booleans(),
+    status=st.sampled_from([200, 200, 200, 400, 429, 500]),
+    cuts=st.lists(st.integers(min_value=0), max_size=4),
+)
+def test_arbitrary_bytes_give_a_reply_or_a_clean_error(
+    body: bytes, stream: bool, status: int, cuts: list[int]
+) -> None:
+    reply, error = _send(_cut(body, cuts), stream=stream, status=status)
+    if reply is None:
+        assert error, "a ProbeError carries a reason"
+        return
+    assert status in (200, 400)
+    if not reply.ok:
+        # A refusal: probes read its status and error object, and nothing else.
+        assert isinstance(reply.error, dict)
+        return
+    # A completion is readable by any probe without a crash.
+    assert isinstance(reply.text, str)
+    assert reply.finish_reason is None or isinstance(reply.finish_reason, str)
+    assert reply.usage is None or isinstance(reply.usage, dict)
+    reply.tokens()
+    assert isinstance(reply.message, dict)
 
 
 def test_comments_are_counted_and_tolerated() -> None:
@@ -64,7 +203,16 @@ def test_malformed_streams_raise(lines: list[str], words: str) -> None:
         sse.parse(lines)
 
 
-@given(st.lists(st.text(max_size=30), max_size=10))
+#: Lines an event stream is made of, with anything after the field name.
+stream_lines = st.one_of(
+    st.text(max_size=30),
+    st.text(max_size=30).map("data: ".__add__),
+    json_values.map(lambda value: "data: " + json.dumps(value)),
+    st.sampled_from(["", "data: [DONE]", ": ping", "event: error", "data: {"]),
+)
+
+
+@given(st.lists(stream_lines, max_size=10))
 def test_arbitrary_lines_parse_or_raise_cleanly(lines: list[str]) -> None:
     with contextlib.suppress(sse.SseError):
         sse.parse(lines)

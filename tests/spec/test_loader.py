@@ -9,10 +9,18 @@ import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import BaseModel
 
 from conformance.catalog import load
-from conformance.spec import SpecError, load_specs
-from conformance.spec.models import Expectation, Profile
+from conformance.spec import Api, SpecError, load_specs
+from conformance.spec.models import (
+    Behavior,
+    BehaviorFile,
+    Expectation,
+    Profile,
+    ReferenceServer,
+    Target,
+)
 from tests.conftest import SPECS
 
 
@@ -78,7 +86,7 @@ BAD_SPECS = [
         "id: option.frequency_penalty",
         "id: option.presence_penalty",
         "duplicate behavior id 'option.presence_penalty'",
-        32,
+        33,
     ),
     (
         "behaviors/stop.yaml",
@@ -221,3 +229,70 @@ def test_profile_round_trips_through_yaml(expectation: Expectation, title: str) 
     # Escaped output: raw U+0085 and friends are line breaks to a YAML reader.
     dumped = yaml.safe_dump(profile.model_dump(mode="json", exclude_none=True))
     assert Profile.model_validate(yaml.safe_load(dumped)) == profile
+
+
+names = st.from_regex(r"[a-z0-9][a-z0-9_-]{0,12}", fullmatch=True)
+#: Header and query values: text, with ${NAME} references among it.
+env_text = st.lists(
+    st.text(st.characters(codec="utf-8", exclude_characters="$"), max_size=8)
+    | st.from_regex(r"\$\{[A-Za-z_][A-Za-z0-9_]{0,10}\}", fullmatch=True),
+    max_size=3,
+).map("".join)
+targets = st.builds(
+    Target,
+    name=names,
+    title=st.text(max_size=30),
+    profile=names,
+    base_url=st.from_regex(r"https?://[a-z0-9.]{1,20}(:[0-9]{2,5})?/v1", fullmatch=True),
+    api_key_env=st.none() | st.from_regex(r"[A-Z_][A-Z0-9_]{0,15}", fullmatch=True),
+    models=st.dictionaries(
+        st.sampled_from(list(Api)), st.text(min_size=1, max_size=20), min_size=1
+    ),
+    context_window=st.integers(1, 10**7)
+    | st.dictionaries(st.sampled_from(list(Api)), st.integers(1, 10**7), min_size=1),
+    apis=st.lists(st.sampled_from(list(Api)), min_size=1, max_size=2),
+    headers=st.dictionaries(st.from_regex(r"[A-Za-z][A-Za-z0-9-]{0,15}", fullmatch=True), env_text),
+    query=st.dictionaries(st.from_regex(r"[a-z][a-z0-9_-]{0,10}", fullmatch=True), env_text),
+    timeout_s=st.floats(min_value=0.001, max_value=1e4),
+    retries=st.integers(0, 10),
+    max_retry_wait_s=st.floats(min_value=0, max_value=1e4),
+    live_only=st.booleans(),
+    reference=st.none()
+    | st.builds(
+        ReferenceServer,
+        dialect=names,
+        set=st.dictionaries(st.sampled_from(["stop.inclusion", "stream.usage"]), names),
+    ),
+)
+
+
+def _dump(model: BaseModel) -> str:
+    # Escaped output: raw U+0085 and friends are line breaks to a YAML reader.
+    return yaml.safe_dump(model.model_dump(mode="json", exclude_none=True))
+
+
+@settings(max_examples=100, deadline=None)
+@given(target=targets)
+def test_target_round_trips_through_yaml(target: Target) -> None:
+    assert Target.model_validate(yaml.safe_load(_dump(target))) == target
+
+
+def test_the_shipped_specs_round_trip_through_the_loader(tmp_path: Path) -> None:
+    """Every shipped spec, loaded, dumped to new files and loaded again, is the same."""
+    catalog = load_specs(SPECS)
+    for sub in ("behaviors", "profiles", "targets"):
+        (tmp_path / sub).mkdir()
+    families: dict[str, list[Behavior]] = {}
+    for behavior in catalog.behaviors.values():
+        families.setdefault(behavior.family, []).append(behavior)
+    for family, members in families.items():
+        dumped = _dump(BehaviorFile(behaviors=members))
+        (tmp_path / "behaviors" / f"{family}.yaml").write_text(dumped)
+    for profile in catalog.profiles.values():
+        (tmp_path / "profiles" / f"{profile.id}.yaml").write_text(_dump(profile))
+    for target in catalog.targets.values():
+        (tmp_path / "targets" / f"{target.name}.yaml").write_text(_dump(target))
+    again = load_specs(tmp_path)
+    assert again.behaviors == catalog.behaviors
+    assert again.profiles == catalog.profiles
+    assert again.targets == catalog.targets

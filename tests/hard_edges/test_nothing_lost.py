@@ -1,0 +1,165 @@
+"""Nothing lost: an interrupted run keeps its finished cases, and no write is ever half done."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conformance import results
+from conformance.catalog import load
+from conformance.execute import Runner, Settings
+from conformance.plan import Case
+from conformance.probes.client import Endpoint
+from conformance.recording import Mode, cassette
+from conformance.reference.faults import FaultSpec
+from conformance.reference.server import ServerConfig, start
+from conformance.spec import Api
+from tests.conftest import SPECS
+
+CATALOG = load(SPECS)
+#: A verbose pytest line for a finished case; pytest shows the dots of a case id as "::".
+FINISHED = re.compile(
+    r"^::(\S+)(\[\S+\]) (?:PASSED|FAILED|SKIPPED|ERROR|XFAIL|XPASS)", re.MULTILINE
+)
+
+
+def test_ctrl_c_keeps_the_finished_cases_and_marks_the_run_incomplete(tmp_path: Path) -> None:
+    (tmp_path / "specs").symlink_to(SPECS)
+    # The first requests are quick; from then on each waits DELAY before its reply, so the
+    # interrupt lands while a case waits for the server, as a Ctrl-C mostly does.
+    quick, delay = 6, 6.0
+    slow = ServerConfig(faults=FaultSpec(kind="slow_first_byte", after=quick, delay_s=delay))
+    with start(slow) as server:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "conformance",
+                "run",
+                "--mode",
+                "record",
+                "--target",
+                "reference-openai",
+                "--base-url",
+                server.base_url,
+                "--",
+                "-v",
+            ],
+            cwd=tmp_path,
+            env={**os.environ, "REFERENCE_API_KEY": ""},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while server.faults.requests <= quick:
+                assert process.poll() is None, "the run ended before it was interrupted"
+                assert time.monotonic() < deadline, "the run never reached a slow request"
+                time.sleep(0.02)
+            time.sleep(0.3)  # the request is now waiting for its reply
+            process.send_signal(signal.SIGINT)
+            interrupted_at = time.monotonic()
+            output, _ = process.communicate(timeout=30)
+            waited = time.monotonic() - interrupted_at
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    assert waited < delay - 1, f"the run took {waited:.1f} s to stop:\n{output}"
+    assert process.returncode == 2, output  # interrupted
+    assert "Traceback" not in output
+    finished = [
+        found.group(1).replace("::", ".") + found.group(2) for found in FINISHED.finditer(output)
+    ]
+    assert finished, output
+    written = json.loads((tmp_path / "reports" / "results.json").read_text())
+    assert written["provenance"]["complete"] is False
+    kept = {case["id"] for case in written["cases"]}
+    assert kept == set(finished), "the results hold exactly the cases that finished"
+
+
+def test_an_interrupted_recording_leaves_no_half_cassette(tmp_path: Path) -> None:
+    path = tmp_path / "case.yaml"
+    target = CATALOG.targets["reference-openai"]
+    body = {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2}
+    with start(ServerConfig()) as server:
+        endpoint = Endpoint(target, server.base_url, "k")
+
+        def record_then(error: BaseException) -> None:
+            with cassette(path, Mode.RECORD, secrets=[]):
+                endpoint.send(Api.CHAT, body, label="first")
+                raise error
+
+        with pytest.raises(KeyboardInterrupt):
+            record_then(KeyboardInterrupt())
+        assert not path.exists()
+        # A case that fails otherwise keeps its recording: replaying it fails the same way.
+        with pytest.raises(RuntimeError):
+            record_then(RuntimeError("probe bug"))
+        assert path.exists()
+        endpoint.close()
+
+
+def test_results_are_replaced_atomically(tmp_path: Path) -> None:
+    """A reader polling results.json while it is rewritten sees one whole file or the other."""
+    runner = Runner(CATALOG, Settings(mode=Mode.REPLAY))
+    case = Case(CATALOG.behaviors["stop.inclusion"], CATALOG.targets["openai"], Api.CHAT, False)
+    skipped = runner.execute(case)
+    behaviors, profiles = results.documented(CATALOG)
+
+    def version(copies: int, tag: str) -> results.Results:
+        cases = [skipped.model_copy(update={"summary": f"{tag} {'x' * 4000}"})] * copies
+        return results.Results(
+            provenance=results.Provenance(
+                suite_version=tag,
+                git_revision=None,
+                specs_digest=CATALOG.digest,
+                openai_version="x",
+                python_version="x",
+                mode="replay",
+                started_at="2026-01-01T00:00:00Z",  # type: ignore[arg-type]
+                finished_at="2026-01-01T00:00:00Z",  # type: ignore[arg-type]
+                complete=True,
+            ),
+            targets={},
+            behaviors=behaviors,
+            profiles=profiles,
+            cases=cases,
+        )
+
+    path = tmp_path / "results.json"
+    versions = [version(400, "a"), version(200, "b")]  # about 2 MB and 1 MB
+    results.write(versions[0], path)
+    stop = threading.Event()
+    seen: list[str] = []
+    torn: list[str] = []
+
+    def read() -> None:
+        while not stop.is_set():
+            text = path.read_text()
+            try:
+                seen.append(json.loads(text)["provenance"]["suite_version"])
+            except ValueError:
+                torn.append(text[-80:])
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for round_ in range(30):
+            results.write(versions[round_ % 2], path)
+    finally:
+        stop.set()
+        reader.join()
+    assert not torn, f"{len(torn)} reads saw a half-written file"
+    assert set(seen) == {"a", "b"}
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"], "a temporary file remained"
