@@ -19,7 +19,7 @@ from typing import Any
 from vcr.errors import CannotOverwriteExistingCassetteException
 
 from conformance import redaction
-from conformance.observation import Observation, ProbeError, Tokens
+from conformance.observation import NotApplicable, Observation, ProbeError, Tokens
 from conformance.plan import Case
 from conformance.probes import Endpoint, ProbeContext, registered
 from conformance.recording import Mode, ReplayMismatch, cassette
@@ -275,6 +275,8 @@ class Runner:
                 observation = probe.run(context)
         except ProbeError as exc:
             return result(Verdict.ERROR, exc.reason, evidence=exc.exchanges)
+        except NotApplicable as exc:
+            return result(Verdict.SKIPPED, exc.reason, evidence=exc.exchanges)
         except ReplayMismatch as exc:
             return result(
                 Verdict.ERROR,

@@ -81,3 +81,16 @@ class ProbeError(Exception):
         super().__init__(reason)
         self.reason = reason
         self.exchanges = list(exchanges or [])
+
+
+class NotApplicable(Exception):
+    """The case cannot be decided on this target, for a reason its own replies show.
+
+    For example, a probe of how a stream splits multi-byte characters on a model whose
+    output has none. The case is *skipped* with the reason and the evidence gathered so far.
+    """
+
+    def __init__(self, reason: str, exchanges: list[Exchange] | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.exchanges = list(exchanges or [])

@@ -175,7 +175,15 @@ class Endpoint:
         """The model name this target uses for ``api``."""
         return self.target.models[api]
 
-    def send(self, api: Api, params: dict[str, Any], *, label: str) -> Reply:
+    def send(
+        self,
+        api: Api,
+        params: dict[str, Any],
+        *,
+        label: str,
+        headers: Mapping[str, str] | None = None,
+        server_errors: bool = False,
+    ) -> Reply:
         """Send one request and return its reply; a 4xx is a reply, infrastructure faults raise.
 
         ``params`` is the JSON body without ``model``. Parameters the SDK does not know
@@ -183,7 +191,8 @@ class Endpoint:
         A 429, a 503 or a broken connection is retried up to ``target.retries`` times, after
         a backoff that honours Retry-After (capped at ``target.max_retry_wait_s``); then it
         is a ProbeError, like any other 5xx, timeout or malformed reply. The number of
-        retries is kept in the exchange.
+        retries is kept in the exchange. ``headers`` are sent on top of the target's own;
+        with ``server_errors`` a 5xx (after the retries) is returned as a reply too.
         """
         body = {"model": self.model(api), **params}
         known = {k: v for k, v in body.items() if k in _SDK_PARAMS[api] and k not in _SDK_CONTROLS}
@@ -196,7 +205,9 @@ class Endpoint:
                 self._client.chat.completions if api is Api.CHAT else self._client.completions
             )
             try:
-                reply = self._call(resource, known, extra, stream=stream, label=label)
+                reply = self._call(
+                    resource, known, extra, stream=stream, label=label, headers=headers
+                )
             except openai.APITimeoutError as exc:
                 self._record_failure(label, body, exc, retries, started)
                 raise ProbeError(
@@ -235,7 +246,7 @@ class Endpoint:
             raise ProbeError(
                 f"{label}: rate limited (429){after}: {_excerpt(reply.exchange)}", self.exchanges
             )
-        if reply.status >= 500:
+        if reply.status >= 500 and not server_errors:
             raise ProbeError(
                 f"{label}: server error {reply.status}{after}: {_excerpt(reply.exchange)}",
                 self.exchanges,
@@ -259,10 +270,11 @@ class Endpoint:
         *,
         stream: bool,
         label: str,
+        headers: Mapping[str, str] | None = None,
     ) -> Reply:
         try:
             with resource.with_streaming_response.create(
-                **known, extra_body=extra or None
+                **known, extra_body=extra or None, extra_headers=dict(headers) if headers else None
             ) as response:
                 http = response.http_response
                 if stream:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import importlib
+import pkgutil
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from conformance.observation import Check, Observation, ProbeError, Tokens
+from conformance.observation import Check, NotApplicable, Observation, ProbeError, Tokens
 from conformance.probes.client import Endpoint, Reply
 from conformance.spec import Api
 
@@ -41,9 +44,23 @@ class ProbeContext:
         request.update(fields)
         return request
 
-    def send(self, label: str, body: dict[str, Any]) -> Reply:
-        """Send ``body``; the exchange is kept as evidence."""
-        return self.endpoint.send(self.api, body, label=label)
+    def send(
+        self,
+        label: str,
+        body: dict[str, Any],
+        *,
+        headers: Mapping[str, str] | None = None,
+        server_errors: bool = False,
+    ) -> Reply:
+        """Send ``body``; the exchange is kept as evidence.
+
+        ``headers`` override the target's own for this request (e.g. a wrong key). With
+        ``server_errors`` a 5xx is a reply to classify rather than an error of the case:
+        for probes whose subject is how a server answers a bad request.
+        """
+        return self.endpoint.send(
+            self.api, body, label=label, headers=headers, server_errors=server_errors
+        )
 
     def require_ok(self, reply: Reply, why: str) -> Reply:
         """A reply that must be a 2xx for the probe to go on; a refusal here is no observation."""
@@ -57,6 +74,10 @@ class ProbeContext:
     def fail(self, reason: str) -> ProbeError:
         """A ProbeError carrying the evidence gathered so far."""
         return ProbeError(reason, self.endpoint.exchanges)
+
+    def not_applicable(self, reason: str) -> NotApplicable:
+        """A NotApplicable (the case is skipped) carrying the evidence gathered so far."""
+        return NotApplicable(reason, self.endpoint.exchanges)
 
     def observe(self, outcome: str, summary: str, checks: Iterable[Check] = ()) -> Observation:
         """The observation, with every exchange of this case and the tokens they used."""
@@ -107,7 +128,14 @@ def probe(name: str, outcomes: Iterable[str]) -> Callable[[ProbeFunction], Probe
 
 def registered() -> Mapping[str, Probe]:
     """Every registered probe, by name (importing the probe modules registers them)."""
-    # Registration is an import side effect of the probe modules.
-    from conformance.probes import options, overflow, stop, stream_usage  # noqa: F401, PLC0415
-
+    _discover()
     return REGISTRY
+
+
+@functools.cache
+def _discover() -> None:
+    # Registration is an import side effect of the probe modules: every module of the package.
+    import conformance.probes as package  # noqa: PLC0415
+
+    for module in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{package.__name__}.{module.name}")

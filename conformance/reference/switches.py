@@ -53,6 +53,30 @@ class Switches(BaseModel):
     best_of: OptionMode = "honour"
     functions: OptionMode = "honour"
 
+    # -- stop, finish_reason and max_tokens
+
+    # -- end of stop, finish_reason and max_tokens
+
+    # -- stream
+
+    # -- end of stream
+
+    # -- sampling, logprobs and completions
+
+    # -- end of sampling, logprobs and completions
+
+    # -- response_format, tools and messages
+
+    # -- end of response_format, tools and messages
+
+    # -- request, errors and usage
+
+    # -- end of request, errors and usage
+
+    # -- response
+
+    # -- end of response
+
     def with_settings(self, settings: Mapping[str, str]) -> Switches:
         """A copy with ``settings`` ({switch: value}) applied; ValueError names what is wrong."""
         for name, value in settings.items():
