@@ -111,6 +111,16 @@ def pytest_configure(config: pytest.Config) -> None:
         previous = [_load_previous(Path(p)) for p in config.getoption("previous")]
     except (SpecError, SelectionError) as exc:
         raise pytest.UsageError(str(exc)) from None
+    report_dir = Path(config.getoption("report_dir"))
+    if not hasattr(config, "workerinput"):  # the controller writes the reports
+        from conformance import results  # noqa: PLC0415
+
+        try:
+            results.check_writable(report_dir)
+        except OSError as exc:
+            raise pytest.UsageError(
+                f"cannot write the results to {report_dir}: {exc.strerror or exc}"
+            ) from None
     base_url = config.getoption("base_url")
     targets = {case.target.name for case in cases}
     if base_url and len(targets) != 1:
@@ -138,7 +148,7 @@ def pytest_configure(config: pytest.Config) -> None:
         catalog,
         cases,
         runner,
-        Path(config.getoption("report_dir")),
+        report_dir,
         dt.datetime.now(dt.UTC),
         baseline=baseline,
         baseline_path=Path(baseline_path) if baseline_path else None,

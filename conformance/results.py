@@ -8,6 +8,7 @@ expectations, so a report can be built from it alone. Its JSON Schema is publish
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import os
 import platform
 import subprocess
@@ -206,6 +207,20 @@ def git_revision(where: Path) -> str | None:
         return None
     revision = completed.stdout.strip()
     return revision if completed.returncode == 0 and revision else None
+
+
+def check_writable(folder: Path) -> None:
+    """Make ``folder`` if needed and prove a file can be written in it; OSError if not.
+
+    Checked when a run starts, so a bad --report-dir is a usage error before any case runs
+    rather than results lost at the end.
+    """
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "it is a file, not a folder", str(folder))
+    folder.mkdir(parents=True, exist_ok=True)
+    descriptor, probe = tempfile.mkstemp(prefix=".write-check.", dir=folder)
+    os.close(descriptor)
+    os.unlink(probe)
 
 
 def write(results: Results, path: Path) -> None:
