@@ -41,6 +41,19 @@ class Tokens(_Record):
         return self.prompt + self.completion
 
 
+class ShapeCheck(_Record):
+    """A successful reply checked against the openai SDK's response types."""
+
+    type: str = Field(description="The SDK type, e.g. ChatCompletionChunk.")
+    extensions: list[str] = Field(
+        default_factory=list,
+        description="Fields the type does not declare, as paths such as choices[].stop_reason.",
+    )
+    violations: list[str] = Field(
+        default_factory=list, description="Values the type refuses, e.g. a missing field."
+    )
+
+
 class Exchange(_Record):
     """One request and what came back: a response, or a transport error."""
 
@@ -51,6 +64,9 @@ class Exchange(_Record):
     retries: int = Field(default=0, description="Retries on a fresh connection after a reset.")
     duration_s: float = 0.0
     tokens: Tokens = Field(default_factory=Tokens, description="What the reply's usage reported.")
+    shape: ShapeCheck | None = Field(
+        default=None, description="A 2xx reply checked against the openai SDK's types."
+    )
 
 
 class Check(_Record):

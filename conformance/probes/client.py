@@ -29,7 +29,7 @@ from openai.resources.completions import Completions
 
 from conformance import redaction
 from conformance.observation import Exchange, ProbeError, RequestRecord, ResponseRecord, Tokens
-from conformance.probes import sse
+from conformance.probes import shape, sse
 from conformance.spec import Api, Target
 
 #: Long bodies and streams are excerpted in the evidence; classification sees them whole.
@@ -206,7 +206,7 @@ class Endpoint:
             )
             try:
                 reply = self._call(
-                    resource, known, extra, stream=stream, label=label, headers=headers
+                    api, resource, known, extra, stream=stream, label=label, headers=headers
                 )
             except openai.APITimeoutError as exc:
                 self._record_failure(label, body, exc, retries, started)
@@ -264,6 +264,7 @@ class Endpoint:
 
     def _call(
         self,
+        api: Api,
         resource: Any,
         known: dict[str, Any],
         extra: dict[str, Any],
@@ -299,10 +300,15 @@ class Endpoint:
                     exchange = _exchange(label, http, body=raw)
                     reply = Reply(http.status_code, exchange, body=self._json(raw, exchange, label))
                 if reply.ok:
-                    problem = _shape_problem(reply)
+                    problem = _malformed(reply)
                     if problem:
                         self.exchanges.append(exchange)
                         raise ProbeError(f"{label}: malformed reply: {problem}", self.exchanges)
+                    exchange.shape = (
+                        shape.check(api, reply.chunks, chunks=True)
+                        if stream
+                        else shape.check(api, [reply.body or {}], chunks=False)
+                    )
                 return reply
         except httpx2.TimeoutException as exc:
             # The status line came, then the body stalled: handled like any timeout.
@@ -400,7 +406,7 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
     return None
 
 
-def _shape_problem(reply: Reply) -> str | None:
+def _malformed(reply: Reply) -> str | None:
     """Why a 2xx reply cannot be read as a completion, or None when it can."""
     if reply.stream is not None:
         if not any(chunk.get("choices") for chunk in reply.chunks):

@@ -707,6 +707,16 @@ def render_chunks(
     return chunks
 
 
+def _shaped(item: dict[str, Any], switches: Switches) -> dict[str, Any]:
+    """A reply object as the response switches have it: with an extension field, or with
+    ``created`` in a type OpenAI's response types refuse."""
+    if switches.response_extensions == "present":
+        item["x_reference"] = {"server": SERVER_HEADER}
+    if switches.response_schema == "invalid":
+        item["created"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(item["created"]))
+    return item
+
+
 def _sse(chunks: Sequence[dict[str, Any]]) -> AsyncIterator[str]:
     async def lines() -> AsyncIterator[str]:
         for chunk in chunks:
@@ -747,9 +757,12 @@ def _completion_endpoint(api: Api, config: ServerConfig) -> Any:
         if p.stream:
             chunks = render_chunks(p, result, ident, created, fingerprint)
             return StreamingResponse(
-                _sse(chunks), media_type="text/event-stream", headers={"cache-control": "no-cache"}
+                _sse([_shaped(chunk, config.switches) for chunk in chunks]),
+                media_type="text/event-stream",
+                headers={"cache-control": "no-cache"},
             )
-        return JSONResponse(render_body(p, result, ident, created, fingerprint))
+        body = render_body(p, result, ident, created, fingerprint)
+        return JSONResponse(_shaped(body, config.switches))
 
     return endpoint
 

@@ -75,6 +75,12 @@ class Switches(BaseModel):
 
     # -- response
 
+    response_extensions: Literal["none", "present"] = "none"
+    """present: every reply object also carries ``x_reference``, a field OpenAI's types lack."""
+
+    response_schema: Literal["valid", "invalid"] = "valid"
+    """invalid: ``created`` is an ISO date string rather than OpenAI's Unix-time integer."""
+
     # -- end of response
 
     def with_settings(self, settings: Mapping[str, str]) -> Switches:

@@ -167,6 +167,8 @@ class TargetColumn:
     status: str
     note: str
     record_command: str | None
+    #: Fields outside the openai SDK's types seen in this target's replies, by SDK type.
+    extensions: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def describe(self) -> str:
@@ -278,6 +280,16 @@ def _status(name: str, cases: list[CaseResult]) -> tuple[bool, str, str, str | N
     return False, "not recorded", needs, command
 
 
+def _extensions(cases: Iterable[CaseResult]) -> dict[str, list[str]]:
+    """Every field outside the SDK's types in these cases' replies, by SDK type."""
+    found: dict[str, set[str]] = {}
+    for case in cases:
+        for exchange in case.evidence:
+            if exchange.shape is not None and exchange.shape.extensions:
+                found.setdefault(exchange.shape.type, set()).update(exchange.shape.extensions)
+    return {kind: sorted(paths) for kind, paths in sorted(found.items())}
+
+
 def _chip(case: CaseResult, results: Results, pair: tuple[str, str]) -> Chip:
     if case.verdict is Verdict.SKIPPED:
         return Chip("skipped", Match.SKIPPED, meaning=case.summary)
@@ -377,7 +389,11 @@ def build(
         for case in cases:
             counts[case.verdict.value] += 1
         recorded, status, note, command = _status(name, cases)
-        targets.append(TargetColumn(name, column, info, counts, recorded, status, note, command))
+        targets.append(
+            TargetColumn(
+                name, column, info, counts, recorded, status, note, command, _extensions(cases)
+            )
+        )
 
     comparison = compare(previous[-1], results) if previous else None
     changed = {change.id for change in comparison.cases} if comparison else set()

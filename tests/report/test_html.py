@@ -13,6 +13,7 @@ import pytest
 from conformance import gate
 from conformance import results as results_io
 from conformance.cli import main
+from conformance.observation import ShapeCheck
 from conformance.report import html as report_html
 from conformance.report.model import anchor
 from conformance.verdict import Verdict
@@ -208,3 +209,26 @@ def test_report_command_rebuilds_html_and_summary(
     assert (source.parent / "index.html").is_file()
     assert main(["report", str(tmp_path / "none.json")]) == 4
     assert "cannot read it" in capsys.readouterr().err
+
+
+def test_fields_outside_the_sdk_types_are_listed_per_target_and_per_exchange() -> None:
+    with_extension = exchange()
+    with_extension.shape = ShapeCheck(
+        type="ChatCompletion",
+        extensions=["choices[].stop_reason", "<b>timings</b>"],
+        violations=["created: Input should be a valid integer"],
+    )
+    plain = exchange()
+    plain.shape = ShapeCheck(type="ChatCompletion")
+    made = results([case("acme", evidence=[with_extension]), case("plainco", evidence=[plain])])
+    text = report_html.render(made)
+    table = text[text.index('id="extensions"') :]
+    table = table[: table.index("</table>")]
+    assert "&lt;b&gt;timings&lt;/b&gt;, choices[].stop_reason" in table
+    assert "acme" in table
+    assert "plainco" not in table
+    assert "refused by ChatCompletion:</span> created: Input should be a valid integer" in text
+    assert 'only fields of <span class="mono">ChatCompletion</span>' in text
+
+    none_extended = report_html.render(results([case("plainco", evidence=[plain])]))
+    assert "None: every recorded reply uses only fields" in none_extended
