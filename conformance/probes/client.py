@@ -289,10 +289,15 @@ class Endpoint:
                         raise ProbeError(
                             f"{label}: malformed stream: {exc}", self.exchanges
                         ) from None
-                    if not parsed.done:
+                    # A stream whose every choice finished is complete without [DONE] (the
+                    # SDK reads it to the end too; stream.framing tells it apart); one that
+                    # stops before that was cut off.
+                    if not parsed.done and not _every_choice_finished(parsed):
                         self.exchanges.append(exchange)
                         raise ProbeError(
-                            f"{label}: the stream ended without data: [DONE]", self.exchanges
+                            f"{label}: the stream ended without data: [DONE] before every "
+                            "choice finished",
+                            self.exchanges,
                         )
                     reply = Reply(http.status_code, exchange, stream=parsed)
                 else:
@@ -449,6 +454,18 @@ def _object_problem(item: dict[str, Any], *, delta: bool) -> str | None:
             if count is not None and (isinstance(count, bool) or not isinstance(count, int)):
                 return f"usage.{name} is not an integer"
     return None
+
+
+def _every_choice_finished(stream: sse.SseStream) -> bool:
+    """True when the stream has choices and each of them sent a finish_reason."""
+    finished: dict[int, bool] = {}
+    for chunk in stream.chunks:
+        choices = chunk.get("choices")
+        for choice in choices if isinstance(choices, list) else []:
+            if isinstance(choice, dict):
+                index = choice.get("index", 0)
+                finished[index] = finished.get(index, False) or bool(choice.get("finish_reason"))
+    return bool(finished) and all(finished.values())
 
 
 def _json_or_none(raw: str) -> dict[str, Any] | None:

@@ -216,3 +216,34 @@ stream_lines = st.one_of(
 def test_arbitrary_lines_parse_or_raise_cleanly(lines: list[str]) -> None:
     with contextlib.suppress(sse.SseError):
         sse.parse(lines)
+
+
+def _chunk(content: str, finish: str | None = None, index: int = 0) -> bytes:
+    choice = {"index": index, "delta": {"content": content}, "finish_reason": finish}
+    return b"data: " + json.dumps({"choices": [choice]}).encode() + b"\n\n"
+
+
+def test_a_stream_whose_every_choice_finished_is_complete_without_done() -> None:
+    # transformers serve ends its streams this way; the SDK reads them to the end too.
+    reply, reason = _send([_chunk("a"), _chunk("b", "length")])
+    assert reason is None
+    assert reply is not None
+    assert reply.text == "ab"
+    assert reply.stream is not None
+    assert not reply.stream.done
+
+
+@pytest.mark.parametrize(
+    "pieces",
+    [
+        [_chunk("a"), _chunk("b")],  # no choice finished
+        [_chunk("a", "stop", 0), _chunk("b", None, 1)],  # the second choice never finished
+        [],  # nothing at all
+    ],
+    ids=["unfinished", "one-of-two-unfinished", "empty"],
+)
+def test_a_stream_cut_off_before_every_choice_finished_is_an_error(pieces: list[bytes]) -> None:
+    reply, reason = _send(pieces)
+    assert reply is None
+    assert reason is not None
+    assert "the stream ended without data: [DONE] before every choice finished" in reason
