@@ -30,15 +30,19 @@ def _prompt_tokens(ctx: ProbeContext) -> int:
     return prompt_tokens
 
 
-def _completion_tokens(reply: Reply) -> tuple[int, str]:
-    usage = reply.usage or {}
-    if isinstance(usage.get("completion_tokens"), int):
-        return int(usage["completion_tokens"]), "usage"
-    # A stream without usage: every non-empty delta holds at least one token.
+def completion_tokens(reply: Reply) -> tuple[int, str]:
+    """The completion tokens of ``reply``, and what counted them."""
+    # In a stream every non-empty delta holds at least one token: a lower bound that also
+    # catches a usage object that undercounts (LiteLLM streams zeros on every chunk).
     deltas = sum(
         1 for chunk in reply.chunks for choice in chunk.get("choices") or [] if _has_text(choice)
     )
-    return deltas, "content chunks, a lower bound"
+    reported = (reply.usage or {}).get("completion_tokens")
+    if not isinstance(reported, int):
+        return deltas, "content chunks, a lower bound"
+    if reported < deltas:
+        return deltas, f"content chunks, a lower bound; usage says {reported}"
+    return reported, "usage"
 
 
 def _has_text(choice: dict[str, object]) -> bool:
@@ -52,7 +56,7 @@ def _fit(reply: Reply, prompt_tokens: int, window: int) -> Fit:
     if not reply.ok:
         code = reply.error.get("code") or reply.error.get("type")
         return Fit("refused", f"{reply.status} {code or ''}".rstrip())
-    completion, counted_by = _completion_tokens(reply)
+    completion, counted_by = completion_tokens(reply)
     total = prompt_tokens + completion
     detail = (
         f"200 with {completion} completion tokens ({counted_by}); {prompt_tokens} + {completion} = "

@@ -11,7 +11,8 @@ from conformance.probes.registry import ProbeContext, probe
 def usage_placement(chunks: list[dict[str, Any]]) -> str | None:
     """Name where usage sits among ``chunks``, or None when no known placement fits.
 
-    Returns "absent", "finish_chunk", "extra_chunk" or "every_chunk".
+    Returns "absent", "finish_chunk", "extra_chunk", "extra_chunk_with_choices" or
+    "every_chunk".
     """
     carrying = [index for index, chunk in enumerate(chunks) if chunk.get("usage")]
     if not carrying:
@@ -28,8 +29,9 @@ def usage_placement(chunks: list[dict[str, Any]]) -> str | None:
     (where,) = carrying
     if where == finishing[-1]:
         return "finish_chunk"
-    if where > finishing[-1] and not chunks[where].get("choices"):
-        return "extra_chunk"
+    if where > finishing[-1]:
+        # LiteLLM's extra chunk keeps a choice with an empty delta, where OpenAI's has none.
+        return "extra_chunk_with_choices" if chunks[where].get("choices") else "extra_chunk"
     return None
 
 
@@ -58,7 +60,15 @@ def compare_usage(streamed: dict[str, Any] | None, plain: dict[str, Any] | None)
 
 
 @probe(
-    "stream_usage", outcomes={"absent", "finish_chunk", "extra_chunk", "every_chunk", "rejected"}
+    "stream_usage",
+    outcomes={
+        "absent",
+        "finish_chunk",
+        "extra_chunk",
+        "extra_chunk_with_choices",
+        "every_chunk",
+        "rejected",
+    },
 )
 def stream_usage(ctx: ProbeContext) -> Observation:
     """Stream one request and find the usage; compare it with the same request unstreamed."""

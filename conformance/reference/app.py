@@ -699,9 +699,12 @@ def render_chunks(
         elif placement == "extra_chunk":
             chunk["usage"] = None  # OpenAI: every other chunk carries usage: null
         chunks.append(chunk)
-    if placement == "extra_chunk":
+    if placement in ("extra_chunk", "extra_chunk_with_choices"):
         extra = _envelope(p, ident, created, fingerprint, chunk=True)
         extra["choices"] = []
+        if placement == "extra_chunk_with_choices":
+            empty: dict[str, Any] = {"delta": {}} if p.api == "chat" else {"text": ""}
+            extra["choices"] = [{"index": 0, **empty, "logprobs": None, "finish_reason": None}]
         extra["usage"] = result.usage()
         chunks.append(extra)
     return chunks

@@ -18,7 +18,9 @@ from conformance.spec.loader import suggest
 #: How an option the request carries is treated: used, accepted and dropped, or refused.
 OptionMode = Literal["honour", "ignore", "reject"]
 #: Where a stream carries usage.
-UsagePlacement = Literal["absent", "finish_chunk", "extra_chunk", "every_chunk"]
+UsagePlacement = Literal[
+    "absent", "finish_chunk", "extra_chunk", "extra_chunk_with_choices", "every_chunk"
+]
 
 
 class Switches(BaseModel):
@@ -42,7 +44,7 @@ class Switches(BaseModel):
     """Where a stream carries usage when the request does not ask for it."""
 
     stream_usage_requested: Literal[
-        "absent", "finish_chunk", "extra_chunk", "every_chunk", "reject"
+        "absent", "finish_chunk", "extra_chunk", "extra_chunk_with_choices", "every_chunk", "reject"
     ] = "extra_chunk"
     """Where a stream carries usage when ``stream_options.include_usage`` is true; reject:
     400 for any request carrying ``stream_options``."""
