@@ -6,6 +6,7 @@ nox -s record -- --target reference-openai
 nox -s live -- --target openai      # needs OPENAI_API_KEY
 nox -s lint
 nox -s report -- reports/results.json --previous old/results.json
+nox -s peers -- llamacpp            # record a real peer (vllm, llamacpp, transformers, litellm, all)
 """
 
 from __future__ import annotations
@@ -63,3 +64,14 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
+
+
+@nox.session
+def peers(session: nox.Session) -> None:
+    """Install, start and record real peers: ``nox -s peers -- PEER|all [-- run arguments]``.
+
+    Deviations are findings, not failures of the recording, so exit code 1 is a success here.
+    """
+    _install(session, "[peers]")
+    arguments = session.posargs or ["all"]
+    session.run("python", "-m", "conformance.peers", "record", *arguments, success_codes=[0, 1])

@@ -7,7 +7,7 @@ Commands::
     status                         what is built and installed, with versions
     serve PEER                     start a peer, print its base URL, run until Ctrl-C
     smoke PEER [--json FILE]       start a peer and check it with the openai SDK
-    record PEER [-- ARGS...]       build, install, start, run `conformance run --mode record`
+    record PEER|all [-- ARGS...]   build, install, start, run `conformance run --mode record`
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Build the model, install and start the peer, run `conformance run --mode "
         "record --target PEER --base-url URL --server-version VERSION [ARGS]`, stop the peer.",
     )
-    record.add_argument("peer", choices=list(PEERS))
+    record.add_argument("peer", choices=[*PEERS, "all"])
     record.add_argument("extra", nargs=argparse.REMAINDER, help="arguments after -- go to run")
     return parser
 
@@ -180,8 +180,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             peer = _prepare(layout, args.peer, progress)
             return _smoke(layout, peer, args.json, progress)
         elif args.command == "record":
-            peer = _prepare(layout, args.peer, progress)
-            return _record(layout, peer, args.extra, progress)
+            # One peer after the other (they share two cores); the worst exit code wins.
+            names = list(PEERS) if args.peer == "all" else [args.peer]
+            codes = [
+                _record(layout, _prepare(layout, name, progress), args.extra, progress)
+                for name in names
+            ]
+            return max(codes)
     except PeerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
