@@ -67,7 +67,8 @@ def plan(
     _check_selection(behaviors, catalog.behaviors, "behavior")
     return [
         Case(behavior, target, api, stream)
-        for behavior in sorted(catalog.behaviors.values(), key=lambda b: b.id)
+        # Behaviors marked first (whose outcome qualifies the others') lead.
+        for behavior in sorted(catalog.behaviors.values(), key=lambda b: (not b.first, b.id))
         if not behaviors or matches(behavior.id, behaviors)
         for target in sorted(catalog.targets.values(), key=lambda t: t.name)
         if not targets or matches(target.name, targets)

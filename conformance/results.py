@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 import conformance
 from conformance.observation import Check, Exchange, Tokens
-from conformance.spec import Catalog
+from conformance.spec import Catalog, Caveat
 from conformance.verdict import Verdict
 
 SCHEMA_VERSION = 1
@@ -97,6 +97,7 @@ class BehaviorDoc(_Result):
     family: str
     description: str
     outcomes: dict[str, OutcomeDoc]
+    caveats: list[Caveat] = Field(default_factory=list)
 
 
 class ExpectationDoc(_Result):
@@ -145,6 +146,7 @@ def documented(catalog: Catalog) -> tuple[dict[str, BehaviorDoc], dict[str, Prof
             family=behavior.family,
             description=behavior.description,
             outcomes={name: OutcomeDoc(meaning=o.meaning) for name, o in behavior.outcomes.items()},
+            caveats=behavior.caveats,
         )
         for behavior in catalog.behaviors.values()
     }

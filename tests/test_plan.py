@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from conformance.plan import SelectionError, matches, plan
@@ -51,3 +53,17 @@ def test_unknown_selection_suggests() -> None:
 )
 def test_judge(expected: frozenset[str] | None, observed: str, verdict: Verdict) -> None:
     assert judge(expected, observed) is verdict
+
+
+def test_behaviors_marked_first_lead_the_plan(specs_copy: Path) -> None:
+    option = specs_copy / "behaviors" / "option.yaml"
+    option.write_text(
+        option.read_text().replace(
+            "  - id: option.presence_penalty\n",
+            "  - id: option.presence_penalty\n    first: true\n",
+        )
+    )
+    ids = [case.behavior.id for case in plan(load_specs(specs_copy))]
+    leading = ids[: ids.count("option.presence_penalty")]
+    assert set(leading) == {"option.presence_penalty"}
+    assert ids[len(leading) :] == sorted(ids[len(leading) :])

@@ -85,6 +85,8 @@ class CaseView:
     kind: Kind | None
     history: list[tuple[str, str]]
     changed: bool
+    #: What another behavior's outcome on this target says about this outcome.
+    caveats: list[str] = field(default_factory=list)
 
     @property
     def deviates(self) -> bool:
@@ -280,6 +282,20 @@ def _status(name: str, cases: list[CaseResult]) -> tuple[bool, str, str, str | N
     return False, "not recorded", needs, command
 
 
+def _raised_caveats(results: Results) -> dict[tuple[str, str], list[tuple[str, str, str]]]:
+    """By (target, API): the (behavior, qualified outcome, text) of every caveat raised there,
+    i.e. whose behavior came to the caveat's ``when`` outcome in some variant."""
+    raised: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
+    for case in results.cases:
+        doc = results.behaviors.get(case.behavior)
+        for caveat in doc.caveats if doc else []:
+            entry = (case.behavior, caveat.outcome, caveat.text)
+            found = raised.setdefault((case.target, case.api), [])
+            if case.observed == caveat.when and entry not in found:
+                found.append(entry)
+    return raised
+
+
 def _extensions(cases: Iterable[CaseResult]) -> dict[str, list[str]]:
     """Every field outside the SDK's types in these cases' replies, by SDK type."""
     found: dict[str, set[str]] = {}
@@ -403,6 +419,7 @@ def build(
             history.setdefault(case.id, []).append((_run_label(run), _state(case)))
     kinds = {finding.case.id: finding.kind for finding in gate.findings} if gate else {}
 
+    raised = _raised_caveats(results)
     apis = sorted({case.api for case in results.cases})
     behaviors = list(results.behaviors) + sorted(
         {case.behavior for case in results.cases} - set(results.behaviors)
@@ -449,6 +466,11 @@ def build(
                     kind=kinds.get(case.id),
                     history=history.get(case.id, []),
                     changed=case.id in changed,
+                    caveats=[
+                        text
+                        for source, outcome, text in raised.get((case.target, case.api), [])
+                        if outcome == case.observed and source != case.behavior
+                    ],
                 )
                 for case in mine
             ]

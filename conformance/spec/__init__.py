@@ -2,13 +2,23 @@
 
 from conformance.spec.errors import SpecError
 from conformance.spec.loader import Catalog, ResolvedExpectation, load_specs
-from conformance.spec.models import UNKNOWN, Api, Behavior, Expectation, Outcome, Profile, Target
+from conformance.spec.models import (
+    UNKNOWN,
+    Api,
+    Behavior,
+    Caveat,
+    Expectation,
+    Outcome,
+    Profile,
+    Target,
+)
 
 __all__ = [
     "UNKNOWN",
     "Api",
     "Behavior",
     "Catalog",
+    "Caveat",
     "Expectation",
     "Outcome",
     "Profile",

@@ -107,7 +107,28 @@ def load_specs(root: Path) -> Catalog:
     catalog = Catalog(root, behaviors, profiles, targets, _digest(root), origins)
     _check_profiles(catalog)
     _check_targets(catalog)
+    _check_caveats(catalog)
     return catalog
+
+
+def _check_caveats(catalog: Catalog) -> None:
+    """A caveat must qualify an outcome that some other behavior declares."""
+    for behavior in catalog.behaviors.values():
+        for index, caveat in enumerate(behavior.caveats):
+            others = {
+                name
+                for other in catalog.behaviors.values()
+                if other.id != behavior.id
+                for name in other.outcomes
+            }
+            if caveat.outcome not in others:
+                raise catalog.error(
+                    "behavior",
+                    behavior.id,
+                    ("caveats", index, "outcome"),
+                    f"no other behavior has an outcome '{caveat.outcome}'; "
+                    f"{suggest(caveat.outcome, others)}",
+                )
 
 
 def suggest(word: str, choices: Iterable[str]) -> str:

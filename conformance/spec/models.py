@@ -20,6 +20,7 @@ from pydantic import (
     Field,
     StringConstraints,
     field_validator,
+    model_validator,
 )
 
 #: The expectation that says a profile's documentation is silent.
@@ -64,6 +65,16 @@ class Variants(_Spec):
         return stream
 
 
+class Caveat(_Spec):
+    """What one behavior's outcome on a target says about other behaviors' outcomes there."""
+
+    when: Name = Field(description="The outcome of this behavior that raises the caveat.")
+    outcome: Name = Field(
+        description="The outcome, in every other behavior, that the caveat qualifies."
+    )
+    text: str = Field(description="What a reader should know about that outcome on that target.")
+
+
 class Behavior(_Spec):
     """Something a server may do differently, with the probe that observes it."""
 
@@ -75,11 +86,30 @@ class Behavior(_Spec):
     probe: str = Field(description="Name of a probe registered in conformance.probes.")
     params: dict[str, Any] = Field(default_factory=dict, description="Passed to the probe.")
     outcomes: dict[Name, Outcome] = Field(min_length=2)
+    first: bool = Field(
+        default=False,
+        description="Run before every other behavior, because its outcome qualifies theirs.",
+    )
+    caveats: list[Caveat] = Field(
+        default_factory=list,
+        description="Where this behavior's outcome on a target qualifies other behaviors' "
+        "outcomes there (shown beside them in the report).",
+    )
 
     @property
     def family(self) -> str:
         """The first part of the id, which groups behaviors in listings and reports."""
         return self.id.split(".", 1)[0]
+
+    @model_validator(mode="after")
+    def _caveats_name_own_outcomes(self) -> Behavior:
+        for index, caveat in enumerate(self.caveats):
+            if caveat.when not in self.outcomes:
+                raise ValueError(
+                    f"caveats[{index}].when: '{caveat.when}' is not an outcome of {self.id}; "
+                    f"its outcomes: {', '.join(self.outcomes)}"
+                )
+        return self
 
     @field_validator("outcomes")
     @classmethod

@@ -16,6 +16,7 @@ from conformance.cli import main
 from conformance.observation import ShapeCheck
 from conformance.report import html as report_html
 from conformance.report.model import anchor
+from conformance.spec import Caveat
 from conformance.verdict import Verdict
 from tests.report.factory import case, exchange, results
 
@@ -232,3 +233,27 @@ def test_fields_outside_the_sdk_types_are_listed_per_target_and_per_exchange() -
 
     none_extended = report_html.render(results([case("plainco", evidence=[plain])]))
     assert "None: every recorded reply uses only fields" in none_extended
+
+
+def test_a_raised_caveat_is_shown_beside_the_outcomes_it_qualifies() -> None:
+    made = results(
+        [
+            case("acme", "stop.inclusion", "omitted"),  # raises the caveat on acme's chat API
+            case("acme", "option.logit_bias", "ignored", profile="fireworks"),
+            case("acme", "option.logit_bias", "honoured", stream=True, profile="fireworks"),
+            case("other", "stop.inclusion", "included"),  # does not raise it
+            case("other", "option.logit_bias", "ignored", profile="fireworks"),
+        ]
+    )
+    text = "Unknown <fields> are dropped here, so ignored may mean unsupported."
+    made.behaviors["stop.inclusion"].caveats.append(
+        Caveat(when="omitted", outcome="ignored", text=text)
+    )
+    page = report_html.render(made)
+    shown = "Unknown &lt;fields&gt; are dropped here, so ignored may mean unsupported."
+    evidence = page[page.index('id="evidence"') :]
+    acme = evidence[evidence.index(anchor("case", "option.logit_bias[acme-chat-nostream]")) :]
+    acme = acme[: acme.index("</details>")]
+    assert f"<b>Caveat:</b> {shown}" in acme
+    assert page.count(f"<b>Caveat:</b> {shown}") == 1  # not on the honoured case, nor on other
+    assert page.count(f'title="{shown}">caveat</span>') == 1

@@ -160,6 +160,20 @@ BAD_SPECS = [
         "stop",
         None,
     ),
+    (
+        "behaviors/stop.yaml",
+        "    probe: stop_sequence",
+        "    caveats: [{when: omited, outcome: ignored, text: t}]\n    probe: stop_sequence",
+        "caveats[0].when: 'omited' is not an outcome of stop.inclusion",
+        None,
+    ),
+    (
+        "behaviors/stop.yaml",
+        "    probe: stop_sequence",
+        "    caveats: [{when: omitted, outcome: ignord, text: t}]\n    probe: stop_sequence",
+        "no other behavior has an outcome 'ignord'; did you mean 'ignored'?",
+        13,
+    ),
 ]
 
 
