@@ -78,3 +78,35 @@ def prompt_list(ctx: ProbeContext) -> Observation:
     if outcome == "first_only":
         return ctx.observe("first_only", f"one choice, the first prompt's {first!r}")
     return ctx.observe("honoured", "choices 0 and 1 are the two prompts' completions, in order")
+
+
+def classify_suffix(suffix: str, control: str, with_suffix: str) -> str:
+    """ "appended" when the text ends with the suffix itself, "ignored" when it is the
+    control's text, "honoured" when it is another text."""
+    if with_suffix.endswith(suffix):
+        return "appended"
+    return "ignored" if with_suffix == control else "honoured"
+
+
+@probe("suffix_effect", outcomes={"honoured", "appended", "ignored", "rejected"})
+def suffix_effect(ctx: ProbeContext) -> Observation:
+    """Send the same request without and with ``suffix`` and compare the texts.
+
+    The control goes twice, so a target that is not deterministic at temperature 0 is not
+    taken for one that honours the suffix.
+    """
+    suffix = str(ctx.params["suffix"])
+    control = ctx.require_ok(ctx.send("control", ctx.body()), "the control request")
+    repeat = ctx.require_ok(ctx.send("control-repeat", ctx.body()), "the repeated control")
+    if control.text != repeat.text:
+        raise ctx.fail("control: two identical requests gave different texts; cannot judge")
+    reply = ctx.send("with-suffix", ctx.body(suffix=suffix))
+    if not reply.ok:
+        return ctx.observe("rejected", f"suffix was refused with {describe_refusal(reply)}")
+    outcome = classify_suffix(suffix, control.text, reply.text)
+    summary = {
+        "appended": f"the text ends with the suffix itself: {reply.text!r}",
+        "ignored": f"the text is the control's {control.text!r}",
+        "honoured": f"the text {control.text!r} became {reply.text!r}",
+    }[outcome]
+    return ctx.observe(outcome, summary)

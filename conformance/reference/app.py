@@ -343,6 +343,8 @@ class _Plan:
     logprobs_request: logprobs.Request | None = None
     #: Completions' echo: each prompt's text, returned before its completion.
     echoes: tuple[str, ...] | None = None
+    #: A suffix the server glues to the end of every returned text (suffix "append").
+    appended_suffix: str = ""
 
 
 def _usage_placement(body: Mapping[str, Any], switches: Switches, stream: bool) -> str:
@@ -455,7 +457,7 @@ def plan(body: Mapping[str, Any], api: Api, config: ServerConfig) -> _Plan:
         prompts = _prompt_list(_completion_prompts(body), switches)
         _functions_on_completions(body, switches)
     echoes = _echoes(body, api, prompts, switches)
-    prompts = _with_suffix(body, api, prompts, switches)
+    prompts, appended_suffix = _with_suffix(body, api, prompts, switches)
     requested_logprobs = (
         _chat_logprobs(body, switches) if api == "chat" else _completion_logprobs(body, switches)
     )
@@ -517,6 +519,7 @@ def plan(body: Mapping[str, Any], api: Api, config: ServerConfig) -> _Plan:
         call,
         requested_logprobs,
         echoes,
+        appended_suffix,
     )
 
 
@@ -637,11 +640,14 @@ def _echoes(
 
 def _with_suffix(
     body: Mapping[str, Any], api: Api, prompts: list[list[int]], switches: Switches
-) -> list[list[int]]:
-    """The prompts the model reads: honoured, the suffix follows each prompt after a
-    document separator, as an insertion model sees the text on both sides of the gap."""
+) -> tuple[list[list[int]], str]:
+    """The prompts the model reads, and the suffix to glue to each text ("append").
+
+    Honoured, the suffix follows each prompt after a document separator, as an insertion
+    model sees the text on both sides of the gap.
+    """
     if api == "chat" or not _given(body, "suffix"):
-        return prompts
+        return prompts, ""
     if switches.suffix == "reject":
         _gate(body, "suffix", "reject")
     suffix = body["suffix"]
@@ -652,8 +658,10 @@ def _with_suffix(
             code="invalid_type",
         )
     if not suffix or switches.suffix == "ignore":
-        return prompts
-    return [[*prompt, model.ENDOFTEXT, *model.tokenize(suffix)] for prompt in prompts]
+        return prompts, ""
+    if switches.suffix == "append":
+        return prompts, suffix
+    return [[*prompt, model.ENDOFTEXT, *model.tokenize(suffix)] for prompt in prompts], ""
 
 
 # --------------------------------------------------------------------------- generation
@@ -726,11 +734,12 @@ def run(p: _Plan) -> _Result:
                     prompt, g.tokens, p.sampling, p.logprobs_request.top
                 )
                 scored = logprobs.within(every, g.text)
+            pieces = (*g.pieces, p.appended_suffix) if p.appended_suffix else g.pieces
             result.choices.append(
                 _Choice(
                     base + j,
-                    echo + g.text,
-                    g.pieces,
+                    echo + g.text + p.appended_suffix,
+                    pieces,
                     g.finish_reason,
                     len(g.tokens),
                     echo=echo,

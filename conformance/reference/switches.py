@@ -89,8 +89,9 @@ class Switches(BaseModel):
     echo: OptionMode = "honour"
     """Completions' ``echo``: the prompt before the completion, dropped, or a 400."""
 
-    suffix: OptionMode = "honour"
-    """Completions' ``suffix``: read after the prompt (so it shapes the text), dropped, or a 400."""
+    suffix: Literal["honour", "append", "ignore", "reject"] = "honour"
+    """Completions' ``suffix``: read after the prompt (so it shapes the text), appended to the
+    returned text as it is, dropped, or a 400."""
 
     prompt_list: Literal["honour", "first_only", "reject"] = "honour"
     """A completions prompt that lists several prompts: one choice per prompt, only the
