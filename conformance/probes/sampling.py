@@ -25,10 +25,11 @@ def choice_count(ctx: ProbeContext) -> Observation:
     """Ask for ``n`` choices and read which indexes come back, each with its finish_reason.
 
     In a stream the choices are put together from the chunks by index, so honoured means
-    the chunks carry every index.
+    the chunks carry every index. The request samples at the params' temperature: some
+    servers refuse several choices of greedy decoding, which is not what n is about.
     """
     n = int(ctx.params["n"])
-    reply = ctx.send(f"n-{n}", ctx.body(n=n))
+    reply = ctx.send(f"n-{n}", ctx.body(n=n, temperature=float(ctx.params["temperature"])))
     if not reply.ok:
         return ctx.observe("rejected", f"n={n} was refused with {describe_refusal(reply)}")
     found = choices(reply)
