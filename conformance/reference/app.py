@@ -29,7 +29,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from conformance import __version__
-from conformance.reference import model
+from conformance.reference import logprobs, model
 from conformance.reference.switches import OptionMode, Switches
 
 if TYPE_CHECKING:
@@ -339,6 +339,12 @@ class _Plan:
     stream: bool
     usage_placement: str
     call: _Call | None = None
+    #: Logprobs asked for (and honoured), in the shape the reply gives them.
+    logprobs_request: logprobs.Request | None = None
+    #: Completions' echo: each prompt's text, returned before its completion.
+    echoes: tuple[str, ...] | None = None
+    #: A suffix the server glues to the end of every returned text (suffix "append").
+    appended_suffix: str = ""
 
 
 def _usage_placement(body: Mapping[str, Any], switches: Switches, stream: bool) -> str:
@@ -448,11 +454,16 @@ def plan(body: Mapping[str, Any], api: Api, config: ServerConfig) -> _Plan:
         if _given(body, "best_of"):
             _gate(body, "best_of", switches.best_of)  # not a chat option: refuse or ignore
     else:
-        prompts = _completion_prompts(body)
+        prompts = _prompt_list(_completion_prompts(body), switches)
         _functions_on_completions(body, switches)
+    echoes = _echoes(body, api, prompts, switches)
+    prompts, appended_suffix = _with_suffix(body, api, prompts, switches)
+    requested_logprobs = (
+        _chat_logprobs(body, switches) if api == "chat" else _completion_logprobs(body, switches)
+    )
 
     usage_placement = _usage_placement(body, switches, stream)
-    n = _integer(body, "n", 1, MAX_N) or 1
+    n = _n(body, switches)
     candidates = n
     if api == "completions" and _gate(body, "best_of", switches.best_of):
         best_of = _integer(body, "best_of", 1, MAX_BEST_OF) or 1
@@ -464,9 +475,9 @@ def plan(body: Mapping[str, Any], api: Api, config: ServerConfig) -> _Plan:
             raise ApiError("best_of cannot be streamed.", param="best_of", code="invalid_value")
         candidates = best_of
 
-    temperature = _number(body, "temperature", 0, 2, 1.0)
+    temperature = _number(body, "temperature", 0, _temperature_limit(switches), 1.0)
     top_p = _number(body, "top_p", 0, 1, 1.0)
-    seed = _integer(body, "seed", -(2**63), 2**63 - 1)
+    seed = _seed(body, switches)
     penalties = {
         option: _number(body, option, -2, 2, 0.0)
         if _gate(body, option, getattr(switches, option))
@@ -496,7 +507,20 @@ def plan(body: Mapping[str, Any], api: Api, config: ServerConfig) -> _Plan:
         stop=stops,
         keep_stop=switches.stop == "keep",
     )
-    return _Plan(api, name, prompts, n, candidates, sampling, stream, usage_placement, call)
+    return _Plan(
+        api,
+        name,
+        prompts,
+        n,
+        candidates,
+        sampling,
+        stream,
+        usage_placement,
+        call,
+        requested_logprobs,
+        echoes,
+        appended_suffix,
+    )
 
 
 def _functions_on_completions(body: Mapping[str, Any], switches: Switches) -> None:
@@ -504,6 +528,140 @@ def _functions_on_completions(body: Mapping[str, Any], switches: Switches) -> No
     for option in ("functions", "function_call"):
         if _given(body, option) and switches.functions == "reject":
             _gate(body, option, "reject")
+
+
+# --------------------------------------------------------------------------- sampling options
+
+#: The seed every request samples with when the server is insensitive to the seed.
+INSENSITIVE_SEED = 0
+#: OpenAI's documented bounds: temperature up to 2, legacy logprobs up to 5.
+MAX_TEMPERATURE = 2.0
+MAX_COMPLETION_LOGPROBS = 5
+TOP_LOGPROBS_MAXIMUM: dict[str, int | None] = {
+    "max_5": 5,
+    "max_10": 10,
+    "max_20": 20,
+    "no_max": None,
+}
+
+
+def _n(body: Mapping[str, Any], switches: Switches) -> int:
+    n = _integer(body, "n", 1, MAX_N) or 1
+    if n != 1 and switches.n == "reject":
+        raise ApiError(
+            f"Unsupported value: 'n' must be 1 on this server, but got {n}.",
+            param="n",
+            code="unsupported_value",
+        )
+    return 1 if switches.n == "ignore" else n
+
+
+def _seed(body: Mapping[str, Any], switches: Switches) -> int | None:
+    seed = _integer(body, "seed", -(2**63), 2**63 - 1)
+    if seed is None or switches.seed == "honour":
+        return seed
+    if switches.seed == "reject":
+        _gate(body, "seed", "reject")
+    return INSENSITIVE_SEED if switches.seed == "insensitive" else None
+
+
+def _temperature_limit(switches: Switches) -> float:
+    return MAX_TEMPERATURE if switches.temperature_range == "reject" else math.inf
+
+
+def _boolean(body: Mapping[str, Any], name: str) -> bool:
+    value = body.get(name)
+    if not isinstance(value, bool):
+        raise ApiError(
+            f"Invalid type for '{name}': expected a boolean, but got {_type_name(value)} instead.",
+            param=name,
+            code="invalid_type",
+        )
+    return value
+
+
+def _chat_logprobs(body: Mapping[str, Any], switches: Switches) -> logprobs.Request | None:
+    mode = switches.chat_logprobs
+    top: int | None = None
+    if _given(body, "top_logprobs"):
+        if switches.top_logprobs_limit == "reject":
+            _gate(body, "top_logprobs", "reject")
+        top = _integer(body, "top_logprobs", 0, TOP_LOGPROBS_MAXIMUM[switches.top_logprobs_limit])
+    if mode == "reject":
+        _gate(body, "logprobs", "reject")
+    wanted = _given(body, "logprobs") and _boolean(body, "logprobs")
+    if top is not None and not wanted and mode == "honour":
+        raise ApiError(
+            "Invalid value for 'top_logprobs': 'logprobs' must be set to true "
+            "if 'top_logprobs' is used.",
+            param="top_logprobs",
+            code="invalid_value",
+        )
+    if not wanted or mode == "ignore":
+        return None
+    return logprobs.Request("chat" if mode == "honour" else "legacy", top or 0)
+
+
+def _completion_logprobs(body: Mapping[str, Any], switches: Switches) -> logprobs.Request | None:
+    mode = switches.completion_logprobs
+    if not _given(body, "logprobs"):
+        return None
+    if mode == "reject":
+        _gate(body, "logprobs", "reject")
+    top = _integer(body, "logprobs", 0, MAX_COMPLETION_LOGPROBS)
+    if top is None or mode == "ignore":
+        return None
+    return logprobs.Request("legacy" if mode == "honour" else "chat", top)
+
+
+def _prompt_list(prompts: list[list[int]], switches: Switches) -> list[list[int]]:
+    if len(prompts) < 2 or switches.prompt_list == "honour":
+        return prompts
+    if switches.prompt_list == "reject":
+        raise ApiError(
+            "Invalid 'prompt': this server takes one prompt per request, not a list of prompts.",
+            param="prompt",
+            code="invalid_value",
+        )
+    return prompts[:1]
+
+
+def _echoes(
+    body: Mapping[str, Any], api: Api, prompts: list[list[int]], switches: Switches
+) -> tuple[str, ...] | None:
+    if api == "chat" or not _given(body, "echo"):
+        return None
+    if switches.echo == "reject":
+        _gate(body, "echo", "reject")
+    if not _boolean(body, "echo") or switches.echo == "ignore":
+        return None
+    return tuple(model.detokenize(prompt) for prompt in prompts)
+
+
+def _with_suffix(
+    body: Mapping[str, Any], api: Api, prompts: list[list[int]], switches: Switches
+) -> tuple[list[list[int]], str]:
+    """The prompts the model reads, and the suffix to glue to each text ("append").
+
+    Honoured, the suffix follows each prompt after a document separator, as an insertion
+    model sees the text on both sides of the gap.
+    """
+    if api == "chat" or not _given(body, "suffix"):
+        return prompts, ""
+    if switches.suffix == "reject":
+        _gate(body, "suffix", "reject")
+    suffix = body["suffix"]
+    if not isinstance(suffix, str):
+        raise ApiError(
+            f"Invalid type for 'suffix': expected a string, but got {_type_name(suffix)} instead.",
+            param="suffix",
+            code="invalid_type",
+        )
+    if not suffix or switches.suffix == "ignore":
+        return prompts, ""
+    if switches.suffix == "append":
+        return prompts, suffix
+    return [[*prompt, model.ENDOFTEXT, *model.tokenize(suffix)] for prompt in prompts], ""
 
 
 # --------------------------------------------------------------------------- generation
@@ -519,6 +677,10 @@ class _Choice:
     finish_reason: str
     tokens: int
     call: str | None = None  # the function name when the text is a call's arguments
+    #: The echoed prompt that ``text`` starts with (the pieces hold only the completion).
+    echo: str = ""
+    #: The completion's tokens with their log probabilities, when the request asks for them.
+    logprobs: tuple[logprobs.TokenLogprob, ...] = ()
 
 
 @dataclass
@@ -564,9 +726,25 @@ def run(p: _Plan) -> _Result:
             # best_of: the highest log-probability per token wins; ties keep generation order.
             order = sorted(range(len(generations)), key=lambda i: -generations[i].mean_logprob)
             generations = [generations[i] for i in sorted(order[: p.n])]
+        echo = p.echoes[prompt_index] if p.echoes is not None else ""
         for j, g in enumerate(generations):
+            scored: tuple[logprobs.TokenLogprob, ...] = ()
+            if p.logprobs_request is not None:
+                every = logprobs.token_logprobs(
+                    prompt, g.tokens, p.sampling, p.logprobs_request.top
+                )
+                scored = logprobs.within(every, g.text)
+            pieces = (*g.pieces, p.appended_suffix) if p.appended_suffix else g.pieces
             result.choices.append(
-                _Choice(base + j, g.text, g.pieces, g.finish_reason, len(g.tokens))
+                _Choice(
+                    base + j,
+                    echo + g.text + p.appended_suffix,
+                    pieces,
+                    g.finish_reason,
+                    len(g.tokens),
+                    echo=echo,
+                    logprobs=scored,
+                )
             )
     return result
 
@@ -606,6 +784,28 @@ def _message(choice: _Choice) -> dict[str, Any]:
     return {"role": "assistant", "content": choice.text, "refusal": None}
 
 
+def _logprobs_object(p: _Plan, choice: _Choice) -> dict[str, Any] | None:
+    if p.logprobs_request is None or choice.call is not None:
+        return None
+    return logprobs.render(p.logprobs_request.shape, choice.logprobs, len(choice.echo))
+
+
+def _piece_logprobs(p: _Plan, choice: _Choice) -> list[dict[str, Any] | None]:
+    """The ``logprobs`` of each streamed piece: one token per piece, any rest on the last."""
+    if p.logprobs_request is None or not choice.pieces:
+        return [None] * len(choice.pieces)
+    shape = p.logprobs_request.shape
+    entries = choice.logprobs
+    last = len(choice.pieces) - 1
+    rendered: list[dict[str, Any] | None] = []
+    offset = len(choice.echo)
+    for position, piece in enumerate(choice.pieces):
+        mine = entries[position:] if position == last else entries[position : position + 1]
+        rendered.append(logprobs.render(shape, mine, offset))
+        offset += len(piece)
+    return rendered
+
+
 def render_body(
     p: _Plan, result: _Result, ident: str, created: int, fingerprint: str
 ) -> dict[str, Any]:
@@ -616,14 +816,19 @@ def render_body(
             {
                 "index": c.index,
                 "message": _message(c),
-                "logprobs": None,
+                "logprobs": _logprobs_object(p, c),
                 "finish_reason": c.finish_reason,
             }
             for c in result.choices
         ]
     else:
         body["choices"] = [
-            {"index": c.index, "text": c.text, "logprobs": None, "finish_reason": c.finish_reason}
+            {
+                "index": c.index,
+                "text": c.text,
+                "logprobs": _logprobs_object(p, c),
+                "finish_reason": c.finish_reason,
+            }
             for c in result.choices
         ]
     body["usage"] = result.usage()
@@ -640,11 +845,17 @@ class _Event:
 
 
 def _choice_events(p: _Plan, c: _Choice) -> list[_Event]:
-    def chat(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-        return {"index": c.index, "delta": delta, "logprobs": None, "finish_reason": finish}
+    def chat(
+        delta: dict[str, Any], finish: str | None = None, scored: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        return {"index": c.index, "delta": delta, "logprobs": scored, "finish_reason": finish}
 
-    def text(piece: str, finish: str | None = None) -> dict[str, Any]:
-        return {"index": c.index, "text": piece, "logprobs": None, "finish_reason": finish}
+    def text(
+        piece: str, finish: str | None = None, scored: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        return {"index": c.index, "text": piece, "logprobs": scored, "finish_reason": finish}
+
+    scored_pieces = list(zip(c.pieces, _piece_logprobs(p, c), strict=True))
 
     events: list[_Event] = []
     if p.api == "chat":
@@ -658,10 +869,12 @@ def _choice_events(p: _Plan, c: _Choice) -> list[_Event]:
             events += [_Event(chat({"function_call": {"arguments": s}}), c.index) for s in c.pieces]
         else:
             events.append(_Event(chat({"role": "assistant", "content": ""}), c.index))
-            events += [_Event(chat({"content": s}), c.index) for s in c.pieces]
+            events += [_Event(chat({"content": s}, None, lp), c.index) for s, lp in scored_pieces]
         events.append(_Event(chat({}, c.finish_reason), c.index, c.tokens))
     else:
-        events += [_Event(text(s), c.index) for s in c.pieces]
+        if c.echo:
+            events.append(_Event(text(c.echo), c.index))
+        events += [_Event(text(s, None, lp), c.index) for s, lp in scored_pieces]
         events.append(_Event(text("", c.finish_reason), c.index, c.tokens))
     return events
 

@@ -65,6 +65,38 @@ class Switches(BaseModel):
 
     # -- sampling, logprobs and completions
 
+    n: OptionMode = "honour"
+    """``n`` above 1: n choices per prompt, one choice whatever n says, or a 400 for n != 1."""
+
+    seed: Literal["honour", "ignore", "insensitive", "reject"] = "honour"
+    """honour: sampling is reproducible per seed; ignore: the seed is dropped (sampling is
+    random); insensitive: every seed samples the same way; reject: 400 for any ``seed``."""
+
+    temperature_range: Literal["reject", "accept"] = "reject"
+    """A temperature above 2: refused as outside OpenAI's 0-2 range, or used as given."""
+
+    chat_logprobs: Literal["honour", "ignore", "reject", "malformed"] = "honour"
+    """Chat ``logprobs: true``: choices[].logprobs.content, no logprobs, a 400, or the legacy
+    completions shape (tokens / token_logprobs / ...) in place of ``content``."""
+
+    top_logprobs_limit: Literal["max_5", "max_10", "max_20", "no_max", "reject"] = "max_20"
+    """The largest ``top_logprobs`` accepted (above it: a 400); reject: 400 for any value."""
+
+    completion_logprobs: Literal["honour", "ignore", "reject", "malformed"] = "honour"
+    """Completions' integer ``logprobs``: the legacy shape, no logprobs, a 400, or the chat
+    shape (``content`` entries) in its place."""
+
+    echo: OptionMode = "honour"
+    """Completions' ``echo``: the prompt before the completion, dropped, or a 400."""
+
+    suffix: Literal["honour", "append", "ignore", "reject"] = "honour"
+    """Completions' ``suffix``: read after the prompt (so it shapes the text), appended to the
+    returned text as it is, dropped, or a 400."""
+
+    prompt_list: Literal["honour", "first_only", "reject"] = "honour"
+    """A completions prompt that lists several prompts: one choice per prompt, only the
+    first prompt answered, or a 400."""
+
     # -- end of sampling, logprobs and completions
 
     # -- response_format, tools and messages
