@@ -22,6 +22,4 @@ def message_accepted(ctx: ProbeContext) -> Observation:
     code = reply.error.get("code") or reply.error.get("type") or ""
     param = reply.error.get("param")
     where = f" (param {param!r})" if param else ""
-    return ctx.observe(
-        "rejected", f"{label}: refused with {reply.status} {code}".rstrip() + where
-    )
+    return ctx.observe("rejected", f"{label}: refused with {reply.status} {code}".rstrip() + where)
