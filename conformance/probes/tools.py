@@ -153,13 +153,23 @@ def tool_choice_none(ctx: ProbeContext) -> Observation:
 def parallel_tool_calls(ctx: ProbeContext) -> Observation:
     """parallel_tool_calls false with tool_choice "required": at most one call.
 
-    A reply without any call says nothing about the limit: the case is not applicable.
+    A refusal is put down to parallel_tool_calls only if the same request without it is
+    accepted. A reply without any call says nothing about the limit, nor does a refusal of
+    tool_choice "required" itself: the case is not applicable.
     """
     body = ctx.body(tools=_tools(ctx), tool_choice="required", parallel_tool_calls=False)
     reply = ctx.send("not-parallel", body)
     if not reply.ok:
+        control = ctx.send("without-option", ctx.body(tools=_tools(ctx), tool_choice="required"))
+        if not control.ok:
+            raise ctx.not_applicable(
+                f'tool_choice "required" is refused ({_refusal(control)}) with or without '
+                "parallel_tool_calls, so the option cannot show"
+            )
         return ctx.observe(
-            "rejected", f"parallel_tool_calls false was refused with {_refusal(reply)}"
+            "rejected",
+            f"parallel_tool_calls false was refused with {_refusal(reply)}; the request "
+            "without it was accepted",
         )
     calls = tool_calls(reply)
     if not calls:

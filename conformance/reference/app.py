@@ -239,6 +239,8 @@ def _messages(body: Mapping[str, Any], switches: Switches) -> list[dict[str, Any
         if not isinstance(message, dict):
             raise ApiError(f"Invalid type for '{where}': expected an object.", param=where)
         role = message.get("role")
+        if role == "developer" and switches.developer_role == "fail":
+            raise _validation_failure(f"{where}.role")
         roles = CHAT_ROLES if switches.developer_role == "accept" else CHAT_ROLES - {"developer"}
         if role not in roles:
             raise ApiError(
@@ -248,6 +250,8 @@ def _messages(body: Mapping[str, Any], switches: Switches) -> list[dict[str, Any
                 code="invalid_value",
             )
         if _given(message, "name"):
+            if switches.message_name == "fail":
+                raise _validation_failure(f"{where}.name")
             if switches.message_name == "reject":
                 raise ApiError(
                     f"Unsupported parameter: '{where}.name' is not supported by this server.",
@@ -268,6 +272,14 @@ def _messages(body: Mapping[str, Any], switches: Switches) -> list[dict[str, Any
                 code="invalid_type",
             )
     return messages
+
+
+def _validation_failure(where: str) -> ApiError:
+    """A 500 for a field the server cannot take, as servers whose request validation is not
+    mapped to a 4xx answer (llama-cpp-python's pydantic errors)."""
+    return ApiError(
+        f"1 validation error: {where}: input is not supported", status=500, kind="server_error"
+    )
 
 
 def _completion_prompts(body: Mapping[str, Any]) -> list[list[int]]:
@@ -442,6 +454,7 @@ class _Format:
     """What ``response_format`` makes the content: any JSON object, or one following a schema."""
 
     schema: Mapping[str, Any] | None = None  # None: JSON mode
+    cut_off: bool = False  # open the object, then pad with spaces until max_tokens
 
 
 def _mentions_json(messages: Sequence[Mapping[str, Any]]) -> bool:
@@ -488,10 +501,14 @@ def _response_format(
     mode = switches.response_format_json_schema
     if mode == "reject":
         raise _unsupported_value("response_format.type", kind)
+    if mode == "fail":
+        raise _validation_failure("response_format.type")
     if mode == "ignore":
         return None
+    if mode == "json_only":
+        return _Format()  # JSON mode in place of the schema
     schema = spec.get("schema")
-    return _Format(schema if mode == "honour" and isinstance(schema, dict) else None)
+    return _Format(schema if isinstance(schema, dict) else {}, cut_off=mode == "cut_off")
 
 
 # --------------------------------------------------------------------------- planning
@@ -774,8 +791,13 @@ def _formatted_choice(index: int, prompt: Sequence[int], p: _Plan, form: _Format
     else:
         text = model.function_arguments(prompt, form.schema)
     tokens = model.tokenize(text)
+    if form.cut_off:
+        # Up to the end of the first key (or just the brace), then spaces: valid JSON so far.
+        opened = text.find('"', 2) + 1 if text.startswith('{"') else 1
+        tokens = model.tokenize(text[:opened])
+        tokens += model.tokenize(" ") * max(p.sampling.max_tokens - len(tokens), 0)
     kept = tokens[: p.sampling.max_tokens]
-    finish = "stop" if len(kept) == len(tokens) else "length"
+    finish = "stop" if len(kept) == len(tokens) and not form.cut_off else "length"
     return _Choice(index, model.detokenize(kept), model.stream_pieces(kept), finish, len(kept))
 
 
