@@ -9,12 +9,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from conformance.observation import NotApplicable, ProbeError
 from conformance.probes.response_format import (
     NOT_JSON,
     is_object_prefix,
+    json_mode,
     parse_json,
     schema_errors,
+    structured_output,
 )
+from tests.probes._fake import CATALOG, completion, context, refusal
 
 json_values = st.recursive(
     st.none()
@@ -130,3 +134,54 @@ def test_schema_keywords_the_check_cannot_make_are_an_error() -> None:
         schema_errors("x", {"type": "string", "pattern": "^x$"})
     with pytest.raises(ValueError, match="unknown JSON type"):
         schema_errors("x", {"type": "text"})
+
+
+# --------------------------------------------------------------------------- the probes
+
+
+def _formatted(control: str, formatted: tuple[int, dict[str, Any]]) -> Any:
+    def answer(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        return formatted if "response_format" in body else completion(control)
+
+    return answer
+
+
+def test_json_mode_counts_an_object_cut_off_at_max_tokens() -> None:
+    ctx, _ = context("response_format.json_object", _formatted(" alpha", completion('{"a": "b')))
+    assert json_mode(ctx).outcome == "honoured"
+    stopped = completion('{"a": "b', finish_reason="stop")
+    ctx, _ = context("response_format.json_object", _formatted(" alpha", stopped))
+    assert json_mode(ctx).outcome == "ignored"
+
+
+def test_json_mode_cannot_show_where_the_control_is_json() -> None:
+    ctx, sent = context("response_format.json_object", _formatted('{"a"', completion("{}")))
+    with pytest.raises(NotApplicable, match="control"):
+        json_mode(ctx)
+    assert len(sent) == 1
+
+
+def test_structured_output_outcomes_beyond_the_reference_server() -> None:
+    behavior = "response_format.json_schema"
+    ctx, _ = context(behavior, _formatted(" alpha", completion('{"color"\n\n\n')))
+    assert structured_output(ctx).outcome == "cut_off"
+    ctx, _ = context(behavior, _formatted(" alpha", refusal(status=500)))
+    assert structured_output(ctx).outcome == "server_error"
+    ctx, _ = context(behavior, _formatted("[1]", completion('{"color": "blue"}')))
+    with pytest.raises(NotApplicable, match="JSON without response_format"):
+        structured_output(ctx)
+    ctx, _ = context(behavior, _formatted('{"color": "octarine"}', completion("{}")))
+    with pytest.raises(NotApplicable, match="follows the schema"):
+        structured_output(ctx)
+
+
+def test_structured_output_with_a_schema_it_cannot_check_is_an_error() -> None:
+    params = dict(CATALOG.behaviors["response_format.json_schema"].params)
+    params["response_format"] = {
+        "type": "json_schema",
+        "json_schema": {"name": "x", "schema": {"type": "string", "pattern": "^a"}},
+    }
+    answer = _formatted(" alpha", completion('"a"', finish_reason="stop"))
+    ctx, _ = context("response_format.json_schema", answer, params=params)
+    with pytest.raises(ProbeError, match="cannot be checked"):
+        structured_output(ctx)
