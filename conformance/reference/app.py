@@ -15,7 +15,7 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qs
@@ -226,7 +226,7 @@ def _logit_bias(body: Mapping[str, Any], switches: Switches) -> dict[int, float]
     return bias if honoured else {}
 
 
-def _messages(body: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _messages(body: Mapping[str, Any], switches: Switches) -> list[dict[str, Any]]:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise ApiError(
@@ -239,13 +239,31 @@ def _messages(body: Mapping[str, Any]) -> list[dict[str, Any]]:
         if not isinstance(message, dict):
             raise ApiError(f"Invalid type for '{where}': expected an object.", param=where)
         role = message.get("role")
-        if role not in CHAT_ROLES:
+        if role == "developer" and switches.developer_role == "fail":
+            raise _validation_failure(f"{where}.role")
+        roles = CHAT_ROLES if switches.developer_role == "accept" else CHAT_ROLES - {"developer"}
+        if role not in roles:
             raise ApiError(
                 f"Invalid value for '{where}.role': expected one of "
-                f"{', '.join(sorted(CHAT_ROLES))}, but got {role!r}.",
+                f"{', '.join(sorted(roles))}, but got {role!r}.",
                 param=f"{where}.role",
                 code="invalid_value",
             )
+        if _given(message, "name"):
+            if switches.message_name == "fail":
+                raise _validation_failure(f"{where}.name")
+            if switches.message_name == "reject":
+                raise ApiError(
+                    f"Unsupported parameter: '{where}.name' is not supported by this server.",
+                    param=f"{where}.name",
+                    code="unsupported_parameter",
+                )
+            if not isinstance(message["name"], str):
+                raise ApiError(
+                    f"Invalid type for '{where}.name': expected a string.",
+                    param=f"{where}.name",
+                    code="invalid_type",
+                )
         content = message.get("content")
         if content is not None and not isinstance(content, str | list):
             raise ApiError(
@@ -254,6 +272,14 @@ def _messages(body: Mapping[str, Any]) -> list[dict[str, Any]]:
                 code="invalid_type",
             )
     return messages
+
+
+def _validation_failure(where: str) -> ApiError:
+    """A 500 for a field the server cannot take, as servers whose request validation is not
+    mapped to a 4xx answer (llama-cpp-python's pydantic errors)."""
+    return ApiError(
+        f"1 validation error: {where}: input is not supported", status=500, kind="server_error"
+    )
 
 
 def _completion_prompts(body: Mapping[str, Any]) -> list[list[int]]:
@@ -323,6 +349,168 @@ def _functions(
     return functions, _Call(str(name), parameters if isinstance(parameters, dict) else None)
 
 
+def _unsupported_value(name: str, value: Any) -> ApiError:
+    return ApiError(
+        f"Unsupported value: '{name}' does not support {value!r} with this server.",
+        param=name,
+        code="unsupported_value",
+    )
+
+
+def _parallel_allowed(body: Mapping[str, Any], switches: Switches) -> bool:
+    """Whether tool_choice "required" may call several tools at once."""
+    value = body.get("parallel_tool_calls")
+    if value is None:
+        return True
+    if switches.parallel_tool_calls == "reject":
+        _gate(body, "parallel_tool_calls", "reject")
+    if not isinstance(value, bool):
+        raise ApiError(
+            "Invalid type for 'parallel_tool_calls': expected a boolean.",
+            param="parallel_tool_calls",
+            code="invalid_type",
+        )
+    return value or switches.parallel_tool_calls == "ignore"
+
+
+def _tool_functions(tools: Any) -> list[dict[str, Any]]:
+    """The function definitions of a valid ``tools`` array; 400 for anything else."""
+    if (
+        not isinstance(tools, list)
+        or not tools
+        or not all(
+            isinstance(tool, dict)
+            and tool.get("type") == "function"
+            and isinstance(tool.get("function"), dict)
+            and isinstance(tool["function"].get("name"), str)
+            for tool in tools
+        )
+    ):
+        raise ApiError(
+            "Invalid 'tools': expected a non-empty array of "
+            "{'type': 'function', 'function': {'name': ...}} objects.",
+            param="tools",
+            code="invalid_value",
+        )
+    return [tool["function"] for tool in tools]
+
+
+def _tools(
+    body: Mapping[str, Any], switches: Switches
+) -> tuple[list[dict[str, Any]], tuple[_Call, ...]]:
+    """The tools' functions (part of the prompt) and the calls ``tool_choice`` forces.
+
+    The toy model never decides to call a tool by itself: with "auto" (the default when
+    tools are given) the reply is text, as it is with "none".
+    """
+    parallel = _parallel_allowed(body, switches)
+    tools, choice = body.get("tools"), body.get("tool_choice")
+    if tools is None:
+        if choice is not None:
+            raise ApiError(
+                "Invalid value for 'tool_choice': 'tool_choice' is only allowed when "
+                "'tools' are specified.",
+                param="tool_choice",
+                code="invalid_value",
+            )
+        return [], ()
+    functions = _tool_functions(tools)
+    if choice is None or choice == "auto":
+        return functions, ()
+    if choice in ("none", "required"):
+        mode = switches.tool_choice_none if choice == "none" else switches.tool_choice_required
+        if mode == "reject":
+            raise _unsupported_value("tool_choice", choice)
+        calls_anyway = mode == "force" if choice == "none" else mode == "honour"
+        if not calls_anyway:
+            return functions, ()
+        forced = functions if parallel else functions[:1]
+    else:
+        function = choice.get("function") if isinstance(choice, dict) else None
+        name = function.get("name") if isinstance(function, dict) else None
+        named = [f for f in functions if f["name"] == name]
+        if not isinstance(choice, dict) or choice.get("type") != "function" or not named:
+            raise ApiError(
+                "Invalid value for 'tool_choice': expected 'none', 'auto', 'required' or "
+                "{'type': 'function', 'function': {'name': <one of the tools>}}.",
+                param="tool_choice",
+                code="invalid_value",
+            )
+        if switches.tool_choice_named == "reject":
+            raise _unsupported_value("tool_choice", choice)
+        if switches.tool_choice_named == "ignore":
+            return functions, ()
+        others = [f for f in functions if f["name"] != name]
+        forced = others[:1] if switches.tool_choice_named == "wrong_tool" and others else named
+    calls = []
+    for function in forced:
+        parameters = function.get("parameters")
+        calls.append(_Call(function["name"], parameters if isinstance(parameters, dict) else None))
+    return functions, tuple(calls)
+
+
+@dataclass(frozen=True)
+class _Format:
+    """What ``response_format`` makes the content: any JSON object, or one following a schema."""
+
+    schema: Mapping[str, Any] | None = None  # None: JSON mode
+    cut_off: bool = False  # open the object, then pad with spaces until max_tokens
+
+
+def _mentions_json(messages: Sequence[Mapping[str, Any]]) -> bool:
+    return any("json" in model.message_text(m.get("content")).lower() for m in messages)
+
+
+def _response_format(
+    body: Mapping[str, Any], messages: Sequence[Mapping[str, Any]], switches: Switches
+) -> _Format | None:
+    value = body.get("response_format")
+    if value is None:
+        return None
+    kind = value.get("type") if isinstance(value, dict) else None
+    if kind not in ("text", "json_object", "json_schema"):
+        raise ApiError(
+            "Invalid value for 'response_format.type': expected 'text', 'json_object' or "
+            "'json_schema'.",
+            param="response_format.type",
+            code="invalid_value",
+        )
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        if switches.response_format_json_object == "reject":
+            raise _unsupported_value("response_format.type", kind)
+        if switches.response_format_json_object == "ignore":
+            return None
+        if not _mentions_json(messages):
+            # OpenAI's guide: JSON mode is refused unless the conversation asks for JSON.
+            raise ApiError(
+                "'messages' must contain the word 'json' in some form, to use "
+                "'response_format' of type 'json_object'.",
+                param="messages",
+                code="invalid_request_error",
+            )
+        return _Format()
+    spec = value.get("json_schema")
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+        raise ApiError(
+            "Missing required parameter: 'response_format.json_schema.name'.",
+            param="response_format.json_schema.name",
+            code="missing_required_parameter",
+        )
+    mode = switches.response_format_json_schema
+    if mode == "reject":
+        raise _unsupported_value("response_format.type", kind)
+    if mode == "fail":
+        raise _validation_failure("response_format.type")
+    if mode == "ignore":
+        return None
+    if mode == "json_only":
+        return _Format()  # JSON mode in place of the schema
+    schema = spec.get("schema")
+    return _Format(schema if isinstance(schema, dict) else {}, cut_off=mode == "cut_off")
+
+
 # --------------------------------------------------------------------------- planning
 
 
@@ -345,6 +533,9 @@ class _Plan:
     echoes: tuple[str, ...] | None = None
     #: A suffix the server glues to the end of every returned text (suffix "append").
     appended_suffix: str = ""
+    tool_calls: tuple[_Call, ...] = ()
+    arguments_format: str = "json_string"
+    response_format: _Format | None = None
 
 
 def _usage_placement(body: Mapping[str, Any], switches: Switches, stream: bool) -> str:
@@ -447,10 +638,14 @@ def plan(body: Mapping[str, Any], api: Api, config: ServerConfig) -> _Plan:
         )
 
     call: _Call | None = None
+    tool_calls: tuple[_Call, ...] = ()
+    response_format: _Format | None = None
     if api == "chat":
-        messages = _messages(body)
+        messages = _messages(body, switches)
         functions, call = _functions(body, switches)
-        prompts = [model.tokenize(model.render_chat(messages, functions))]
+        tool_functions, tool_calls = _tools(body, switches)
+        response_format = _response_format(body, messages, switches)
+        prompts = [model.tokenize(model.render_chat(messages, functions, tool_functions))]
         if _given(body, "best_of"):
             _gate(body, "best_of", switches.best_of)  # not a chat option: refuse or ignore
     else:
@@ -520,6 +715,9 @@ def plan(body: Mapping[str, Any], api: Api, config: ServerConfig) -> _Plan:
         requested_logprobs,
         echoes,
         appended_suffix,
+        tool_calls,
+        switches.tool_arguments,
+        response_format,
     )
 
 
@@ -668,6 +866,16 @@ def _with_suffix(
 
 
 @dataclass(frozen=True)
+class _ToolCall:
+    """One tool call of a choice, as rendered."""
+
+    id: str
+    name: str
+    arguments: str | dict[str, Any]  # a dict only when arguments are sent as an object
+    pieces: tuple[str, ...]  # stream deltas of string arguments; none for an object
+
+
+@dataclass(frozen=True)
 class _Choice:
     """One returned choice, ready to be rendered as JSON or as stream chunks."""
 
@@ -681,6 +889,7 @@ class _Choice:
     echo: str = ""
     #: The completion's tokens with their log probabilities, when the request asks for them.
     logprobs: tuple[logprobs.TokenLogprob, ...] = ()
+    tool_calls: tuple[_ToolCall, ...] = ()
 
 
 @dataclass
@@ -698,11 +907,67 @@ class _Result:
         }
 
 
+def _tool_choice(index: int, prompt: Sequence[int], p: _Plan) -> _Choice:
+    """A choice that calls ``p.tool_calls``, their arguments sharing max_tokens."""
+    budget = p.sampling.max_tokens
+    calls: list[_ToolCall] = []
+    spent = 0
+    truncated = False
+    for position, call in enumerate(p.tool_calls):
+        if budget <= 0:
+            truncated = True
+            break
+        arguments = json.loads(model.function_arguments(prompt, call.parameters))
+        # invalid_json: the arguments as a Python repr, single quotes and all.
+        text = repr(arguments) if p.arguments_format == "invalid_json" else json.dumps(arguments)
+        tokens = model.tokenize(text)
+        kept = tokens[:budget]
+        budget -= len(kept)
+        spent += len(kept)
+        truncated = truncated or len(kept) < len(tokens)
+        seed = f"{model.prompt_key(prompt)}:{index}:{position}"
+        ident = "call_" + hashlib.sha256(seed.encode()).hexdigest()[:24]
+        if p.arguments_format == "object":
+            calls.append(_ToolCall(ident, call.name, arguments, ()))
+        else:
+            pieces = model.stream_pieces(kept)
+            calls.append(_ToolCall(ident, call.name, model.detokenize(kept), pieces))
+    finish = "length" if truncated else "tool_calls"
+    return _Choice(index, "", (), finish, spent, tool_calls=tuple(calls))
+
+
+def _formatted_choice(index: int, prompt: Sequence[int], p: _Plan, form: _Format) -> _Choice:
+    """A choice whose content is JSON: any object in JSON mode, else one following the schema."""
+    if form.schema is None:
+        text = model.json_object_text(prompt)
+    else:
+        text = model.function_arguments(prompt, form.schema)
+    tokens = model.tokenize(text)
+    if form.cut_off:
+        # Up to the end of the first key (or just the brace), then spaces: valid JSON so far.
+        opened = text.find('"', 2) + 1 if text.startswith('{"') else 1
+        tokens = model.tokenize(text[:opened])
+        tokens += model.tokenize(" ") * max(p.sampling.max_tokens - len(tokens), 0)
+    kept = tokens[: p.sampling.max_tokens]
+    finish = "stop" if len(kept) == len(tokens) and not form.cut_off else "length"
+    return _Choice(index, model.detokenize(kept), model.stream_pieces(kept), finish, len(kept))
+
+
 def run(p: _Plan) -> _Result:
     """Generate every choice of a planned request."""
     result = _Result(prompt_tokens=sum(len(prompt) for prompt in p.prompts))
     for prompt_index, prompt in enumerate(p.prompts):
         base = prompt_index * p.n
+        if p.call is None and (p.tool_calls or p.response_format is not None):
+            for j in range(p.n):
+                if p.tool_calls:
+                    choice = _tool_choice(base + j, prompt, p)
+                else:
+                    assert p.response_format is not None
+                    choice = _formatted_choice(base + j, prompt, p, p.response_format)
+                result.choices.append(choice)
+                result.completion_tokens += choice.tokens
+            continue
         if p.call is not None:
             arguments = model.tokenize(model.function_arguments(prompt, p.call.parameters))
             kept = arguments[: p.sampling.max_tokens]
@@ -773,7 +1038,22 @@ def _envelope(
     }
 
 
+def _tool_call_body(call: _ToolCall) -> dict[str, Any]:
+    return {
+        "id": call.id,
+        "type": "function",
+        "function": {"name": call.name, "arguments": call.arguments},
+    }
+
+
 def _message(choice: _Choice) -> dict[str, Any]:
+    if choice.tool_calls:
+        return {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [_tool_call_body(call) for call in choice.tool_calls],
+            "refusal": None,
+        }
     if choice.call is not None:
         return {
             "role": "assistant",
@@ -867,6 +1147,8 @@ def _choice_events(p: _Plan, c: _Choice) -> list[_Event]:
             }
             events.append(_Event(chat(first), c.index))
             events += [_Event(chat({"function_call": {"arguments": s}}), c.index) for s in c.pieces]
+        elif c.tool_calls:
+            events += _tool_call_events(c, chat)
         else:
             events.append(_Event(chat({"role": "assistant", "content": ""}), c.index))
             events += [_Event(chat({"content": s}, None, lp), c.index) for s, lp in scored_pieces]
@@ -876,6 +1158,28 @@ def _choice_events(p: _Plan, c: _Choice) -> list[_Event]:
             events.append(_Event(text(c.echo), c.index))
         events += [_Event(text(s, None, lp), c.index) for s, lp in scored_pieces]
         events.append(_Event(text("", c.finish_reason), c.index, c.tokens))
+    return events
+
+
+def _tool_call_events(c: _Choice, chat: Callable[[dict[str, Any]], dict[str, Any]]) -> list[_Event]:
+    """OpenAI's tool-call deltas: each call opens with its id, type and name (and, sent as an
+    object, its arguments), then its argument text follows one token per chunk."""
+    events: list[_Event] = []
+    for position, call in enumerate(c.tool_calls):
+        opening = _tool_call_body(call)
+        if call.pieces or not isinstance(call.arguments, dict):
+            opening["function"]["arguments"] = ""
+        delta: dict[str, Any] = {"tool_calls": [{"index": position, **opening}]}
+        if position == 0:
+            delta = {"role": "assistant", "content": None, **delta}
+        events.append(_Event(chat(delta), c.index))
+        events += [
+            _Event(
+                chat({"tool_calls": [{"index": position, "function": {"arguments": piece}}]}),
+                c.index,
+            )
+            for piece in call.pieces
+        ]
     return events
 
 

@@ -153,7 +153,8 @@ def count_tokens(text: str) -> int:
     return len(tokenize(text))
 
 
-def _message_text(content: Any) -> str:
+def message_text(content: Any) -> str:
+    """The text a message's content carries: the string, or its text parts joined."""
     if content is None:
         return ""
     if isinstance(content, str):
@@ -165,25 +166,39 @@ def _message_text(content: Any) -> str:
 
 
 def render_chat(
-    messages: Sequence[Mapping[str, Any]], functions: Sequence[Mapping[str, Any]] | None = None
+    messages: Sequence[Mapping[str, Any]],
+    functions: Sequence[Mapping[str, Any]] | None = None,
+    tools: Sequence[Mapping[str, Any]] | None = None,
 ) -> str:
     """The prompt text of a chat request: a ChatML-like template, ending in the assistant turn.
 
     When ``functions`` are given (and honoured) they are rendered first as a system turn, so
-    they count as prompt tokens, as they do at OpenAI.
+    they count as prompt tokens, as they do at OpenAI. The functions of ``tools`` follow as
+    signatures only (``get_weather(unit)``): whole definitions in this character-level
+    tokenizer would fill a small context window by themselves.
     """
     parts: list[str] = []
     if functions:
         listed = json.dumps(list(functions), sort_keys=True)
         parts.append(f"<|im_start|>system\nfunctions: {listed}<|im_end|>\n")
+    if tools:
+        signatures = ", ".join(_signature(function) for function in tools)
+        parts.append(f"<|im_start|>system\ntools: {signatures}<|im_end|>\n")
     for message in messages:
-        text = _message_text(message.get("content"))
-        call = message.get("function_call")
-        if call is not None:
-            text += json.dumps(call, sort_keys=True)
+        text = message_text(message.get("content"))
+        for key in ("function_call", "tool_calls"):
+            if message.get(key) is not None:
+                text += json.dumps(message[key], sort_keys=True)
         parts.append(f"<|im_start|>{message.get('role', 'user')}\n{text}<|im_end|>\n")
     parts.append("<|im_start|>assistant\n")
     return "".join(parts)
+
+
+def _signature(function: Mapping[str, Any]) -> str:
+    parameters = function.get("parameters")
+    properties = parameters.get("properties") if isinstance(parameters, dict) else None
+    names = ", ".join(str(name) for name in properties) if isinstance(properties, dict) else ""
+    return f"{function.get('name')}({names})"
 
 
 @dataclass(frozen=True)
@@ -357,6 +372,16 @@ def stream_pieces(tokens: Sequence[int], limit: int | None = None) -> tuple[str,
             pieces.append(piece)
             length += len(piece)
     return tuple(pieces)
+
+
+def json_object_text(prompt: Sequence[int]) -> str:
+    """A JSON object for JSON mode, made of the two words the model says greedily first
+    (``{"harbour": "bright"}``)."""
+    first, second = (
+        detokenize([token]).strip()
+        for token in generate(prompt, Sampling(max_tokens=2, temperature=0)).tokens
+    )
+    return json.dumps({first: second})
 
 
 def function_arguments(prompt: Sequence[int], parameters: Mapping[str, Any] | None) -> str:

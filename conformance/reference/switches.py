@@ -101,6 +101,45 @@ class Switches(BaseModel):
 
     # -- response_format, tools and messages
 
+    response_format_json_object: OptionMode = "honour"
+    """``response_format {"type": "json_object"}``: the content is a JSON object (honour),
+    the plain text it would be without the option (ignore), or a 400 (reject)."""
+
+    response_format_json_schema: Literal[
+        "honour", "json_only", "cut_off", "ignore", "reject", "fail"
+    ] = "honour"
+    """``response_format {"type": "json_schema"}``: the content follows the schema (honour), is
+    a JSON object that does not (json_only, JSON mode in its place), opens the schema's
+    object and then pads with spaces until max_tokens (cut_off, as a grammar that allows any
+    whitespace lets a small model do), is plain text (ignore), or the request gets a 400
+    (reject) or a 500 (fail)."""
+
+    tool_choice_required: OptionMode = "honour"
+    """``tool_choice "required"``: tools are called (honour), the reply is text as with
+    "auto" (ignore), or a 400 (reject)."""
+
+    tool_choice_named: Literal["honour", "wrong_tool", "ignore", "reject"] = "honour"
+    """``tool_choice {"type": "function", ...}``: the named tool is called (honour), another
+    tool is (wrong_tool), the reply is text as with "auto" (ignore), or a 400 (reject)."""
+
+    tool_choice_none: Literal["honour", "force", "reject"] = "honour"
+    """``tool_choice "none"``: no tool is called (honour), tools are called as if it were
+    "required" (force), or a 400 (reject)."""
+
+    parallel_tool_calls: OptionMode = "honour"
+    """``parallel_tool_calls false``: at most one call (honour), one call per tool as when
+    parallel calls are allowed (ignore), or a 400 for any request carrying it (reject)."""
+
+    tool_arguments: Literal["json_string", "object", "invalid_json"] = "json_string"
+    """How ``function.arguments`` of a tool call is sent: JSON text in a string (OpenAI), the
+    JSON object itself, or a string that is not JSON (a Python repr of the object)."""
+
+    message_name: Literal["accept", "reject", "fail"] = "accept"
+    """A message carrying ``name``: accepted, a 400 (reject), or a 500 (fail)."""
+
+    developer_role: Literal["accept", "reject", "fail"] = "accept"
+    """A message with role ``developer``: accepted, a 400 (reject), or a 500 (fail)."""
+
     # -- end of response_format, tools and messages
 
     # -- request, errors and usage
