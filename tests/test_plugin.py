@@ -56,7 +56,7 @@ def test_record_then_replay_reproduces_and_keeps_no_key(workdir: Path) -> None:
         "--behavior",
         "stop",
         "--behavior",
-        "stream",
+        "stream.usage",  # the two usage behaviors, whatever else the stream family holds
         cwd=workdir,
         env={"REFERENCE_API_KEY": CANARY},
     )

@@ -15,7 +15,7 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qs
@@ -29,7 +29,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from conformance import __version__
-from conformance.reference import logprobs, model
+from conformance.reference import logprobs, model, streaming
 from conformance.reference.switches import OptionMode, Switches
 
 if TYPE_CHECKING:
@@ -547,6 +547,8 @@ def _usage_placement(body: Mapping[str, Any], switches: Switches, stream: bool) 
             "Unrecognized request argument supplied: stream_options", param="stream_options"
         )
     if not stream:
+        if switches.stream_options_unstreamed == "ignore":
+            return switches.stream_usage  # dropped: a reply that is not streamed has no chunks
         raise ApiError(
             "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
             param="stream_options",
@@ -1237,15 +1239,6 @@ def _shaped(item: dict[str, Any], switches: Switches) -> dict[str, Any]:
     return item
 
 
-def _sse(chunks: Sequence[dict[str, Any]]) -> AsyncIterator[str]:
-    async def lines() -> AsyncIterator[str]:
-        for chunk in chunks:
-            yield f"data: {json.dumps(chunk, separators=(',', ':'))}\n\n"
-        yield "data: [DONE]\n\n"
-
-    return lines()
-
-
 # --------------------------------------------------------------------------- the app
 
 
@@ -1275,9 +1268,14 @@ def _completion_endpoint(api: Api, config: ServerConfig) -> Any:
         ident = prefix + uuid.uuid4().hex[:24]
         created = int(time.time())
         if p.stream:
-            chunks = render_chunks(p, result, ident, created, fingerprint)
+            chunks = streaming.shape_chunks(
+                render_chunks(p, result, ident, created, fingerprint), config.switches
+            )
             return StreamingResponse(
-                _sse([_shaped(chunk, config.switches) for chunk in chunks]),
+                streaming.sse(
+                    [_shaped(chunk, config.switches) for chunk in chunks],
+                    config.switches.stream_framing,
+                ),
                 media_type="text/event-stream",
                 headers={"cache-control": "no-cache"},
             )

@@ -28,7 +28,12 @@ and the two previous tokens. Consequences the suite relies on:
 - ``logit_bias`` is added to the logits; +100 on a word makes the output that word repeated.
   Tokens that are not space words start at ``-30`` and are only candidates when biased;
 - there is no end-of-sequence token: generation runs to ``max_tokens`` unless a stop string
-  ends it, so ``finish_reason`` is ``"length"`` or ``"stop"``.
+  ends it, so ``finish_reason`` is ``"length"`` or ``"stop"``;
+- a prompt with a non-ASCII character is the one exception to "only space words": the model
+  first says the prompt's first word that holds one, with a leading space, token by token
+  from the tokenizer (so ``" 東京"`` is the space and six UTF-8 byte tokens), and then walks
+  on as usual. An all-ASCII prompt never triggers it, so no such prompt's output changed when
+  it was added; it gives the stream probes characters whose bytes span several tokens.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ import hashlib
 import json
 import math
 import random
+import string
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -104,6 +110,9 @@ OTHER_SPREAD = 4.0
 UNBIASED_FLOOR = -30.0
 #: OpenAI's default when a request gives no max_tokens to a model without EOS.
 DEFAULT_MAX_TOKENS = 16
+#: The logit of the next token of a prompt's non-ASCII word while the model is saying it:
+#: above every word's logit, so greedy decoding says the whole word.
+ECHO_LOGIT = TOPIC_LOGIT + TOPIC_SPREAD + 1.0
 
 # Import-time checks of the tables above: both would silently change what clients see.
 if len(set(VOCAB)) != VOCAB_SIZE:
@@ -261,6 +270,23 @@ def _word_logits(key: str, before: int, previous: int) -> tuple[float, ...]:
     )
 
 
+@functools.lru_cache(maxsize=1024)
+def echo_word(prompt: tuple[int, ...]) -> tuple[int, ...]:
+    """The tokens of the word a prompt with non-ASCII text makes the model say first.
+
+    That is the prompt's first whitespace-separated word holding a non-ASCII character,
+    without surrounding ASCII punctuation, after a space; () for an all-ASCII prompt.
+    """
+    text = detokenize(prompt)
+    for special in SPECIALS:
+        text = text.replace(special, " ")  # a template token is no part of a word
+    for spaced in text.split():
+        word = spaced.strip(string.punctuation)
+        if not word.isascii():
+            return tuple(tokenize(" " + word))
+    return ()
+
+
 def logits(
     prompt: Sequence[int],
     generated: Sequence[int],
@@ -271,6 +297,10 @@ def logits(
     context = [-1, -1, *prompt, *generated]
     base = _word_logits(key, context[-2], context[-1])
     row = dict(zip(SPACE_WORD_IDS, base, strict=True))
+    echo = echo_word(tuple(prompt))
+    if len(generated) < len(echo) and tuple(generated) == echo[: len(generated)]:
+        # Still saying the prompt's non-ASCII word: its next token comes first.
+        row[echo[len(generated)]] = ECHO_LOGIT
     for token, bias in sampling.logit_bias.items():
         if is_special(token) or not 0 <= token < VOCAB_SIZE:
             continue
@@ -414,3 +444,9 @@ def function_arguments(prompt: Sequence[int], parameters: Mapping[str, Any] | No
         else:
             arguments[str(name)] = word
     return json.dumps(arguments)
+
+
+def token_pieces(text: str) -> tuple[str, ...]:
+    """``text`` as a server sends it that decodes every token on its own: one piece per token
+    of ``tokenize(text)``, a token holding part of a character decoded as U+FFFD."""
+    return tuple(token_bytes(token).decode("utf-8", errors="replace") for token in tokenize(text))

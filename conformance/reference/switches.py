@@ -61,6 +61,28 @@ class Switches(BaseModel):
 
     # -- stream
 
+    stream_options_unstreamed: Literal["reject", "ignore"] = "reject"
+    """A request that carries ``stream_options`` without ``stream: true``: a 400 naming
+    stream_options (what OpenAI answers), or the option dropped and a normal completion."""
+
+    stream_framing: Literal["strict", "comments", "event_fields"] = "strict"
+    """strict: only ``data:`` lines and blank lines; comments: an SSE comment line before
+    every event, as keep-alives are sent; event_fields: ``event:`` and ``id:`` fields on
+    every event."""
+
+    stream_delta_role: Literal["first_chunk", "every_chunk", "missing"] = "first_chunk"
+    """Chat streams: role "assistant" on the first delta only, on every delta that carries
+    content too, or on no delta at all."""
+
+    stream_chunk_nulls: Literal["null", "absent", "mixed"] = "null"
+    """Choice keys of a stream chunk that have no value (finish_reason before the end,
+    logprobs): sent as null, left out, or left out on every other chunk only."""
+
+    stream_utf8: Literal["intact", "split"] = "intact"
+    """intact: a delta holds whole characters, its incomplete UTF-8 tail waits for the next
+    token; split: every token is decoded on its own, so a character whose bytes span tokens
+    arrives as U+FFFD replacement characters."""
+
     # -- end of stream
 
     # -- sampling, logprobs and completions
