@@ -18,23 +18,28 @@ from conformance.probes.registry import ProbeContext, probe
 
 @dataclass(frozen=True)
 class Framing:
-    """What framed a stream's events besides its data lines."""
+    """What framed a stream's events besides its data lines, and how it ended."""
 
     comments: int
     #: Field lines other than data, by field name (event, id, retry, or any other name).
     fields: Counter[str]
+    done: bool
 
     @property
     def outcome(self) -> str:
-        """strict, comments or event_fields (fields win: they are the larger departure)."""
+        """strict, comments, event_fields or done_missing, the larger departure first: a
+        client that waits for [DONE] never ends, one that reads fields may misread events."""
+        if not self.done:
+            return "done_missing"
         if self.fields:
             return "event_fields"
         return "comments" if self.comments else "strict"
 
 
-def framing(lines: Iterable[str], comments: int) -> Framing:
+def framing(lines: Iterable[str], comments: int, *, done: bool = True) -> Framing:
     """The framing of a stream from its SSE lines; ``comments`` is the reader's own count
-    (the evidence may stand an excerpt marker, itself a comment line, for omitted lines)."""
+    (the evidence may stand an excerpt marker, itself a comment line, for omitted lines)
+    and ``done`` whether it read data: [DONE]."""
     fields: Counter[str] = Counter()
     for line in lines:
         if line == "" or line.startswith(":"):
@@ -42,22 +47,26 @@ def framing(lines: Iterable[str], comments: int) -> Framing:
         name = line.partition(":")[0]
         if name != "data":
             fields[name] += 1
-    return Framing(comments=comments, fields=fields)
+    return Framing(comments=comments, fields=fields, done=done)
 
 
-@probe("stream_framing", outcomes={"strict", "comments", "event_fields"})
+@probe("stream_framing", outcomes={"strict", "comments", "event_fields", "done_missing"})
 def stream_framing(ctx: ProbeContext) -> Observation:
-    """Stream one request and classify the lines around its data lines."""
+    """Stream one request and classify the lines around its data lines, and its end.
+
+    The client has already refused a stream cut off before every choice finished, data
+    after [DONE] and data that is not JSON; what reaches here is a complete stream.
+    """
     reply = ctx.require_ok(ctx.send("stream", ctx.body(stream=True)), "a plain stream")
-    assert reply.stream is not None  # a streamed 2xx always has one (the client checks [DONE])
+    assert reply.stream is not None  # a streamed 2xx always has one
     response = reply.exchange.response
     lines = (response.sse or []) if response is not None else []
-    found = framing(lines, reply.stream.comments)
+    found = framing(lines, reply.stream.comments, done=reply.stream.done)
     names = ", ".join(f"{name}: x{count}" for name, count in sorted(found.fields.items()))
     summary = (
         f"{len(reply.chunks)} data events, {found.comments} comment line(s)"
         + (f", other fields {names}" if names else "")
-        + "; [DONE] last"
+        + ("; [DONE] last" if found.done else "; no [DONE] after the last finish_reason")
     )
     return ctx.observe(found.outcome, summary)
 

@@ -69,10 +69,13 @@ def _place_role(choice: dict[str, Any], placement: str) -> None:
 
 
 def sse(chunks: Sequence[Chunk], framing: str) -> AsyncIterator[str]:
-    """The chunks as server-sent events, then ``data: [DONE]``, framed as ``framing`` says."""
+    """The chunks as server-sent events, then ``data: [DONE]`` (unless ``framing`` is
+    done_missing), framed as ``framing`` says."""
 
     async def events() -> AsyncIterator[str]:
-        payloads = [json.dumps(chunk, separators=(",", ":")) for chunk in chunks] + ["[DONE]"]
+        payloads = [json.dumps(chunk, separators=(",", ":")) for chunk in chunks]
+        if framing != "done_missing":
+            payloads.append("[DONE]")
         for number, payload in enumerate(payloads):
             if framing == "comments":
                 yield KEEP_ALIVE

@@ -53,6 +53,11 @@ def test_any_other_field_is_event_fields(field: str) -> None:
     assert found.fields == Counter({field.partition(":")[0]: 1})
 
 
+def test_a_stream_without_done_is_done_missing_whatever_else_framed_it() -> None:
+    lines = [": keep-alive", "event: message", "data: {}", ""]
+    assert framing(lines, comments=1, done=False).outcome == "done_missing"
+
+
 def test_the_evidence_excerpt_marker_is_not_a_field() -> None:
     lines = ["data: {}", "", ": ... 300 lines omitted ...", "data: [DONE]", ""]
     assert framing(lines, comments=0).outcome == "strict"
@@ -181,6 +186,7 @@ class _Target:
         self.deltas: list[str] | None = None
         self.chunk_extra: dict[str, Any] = {"logprobs": None, "finish_reason": None}
         self.refuse_options = False
+        self.done = True
         self.cuts: list[int] = []
         self.endpoint = Endpoint(
             TARGET,
@@ -214,10 +220,8 @@ class _Target:
             else:
                 choice["text"] = piece
             events.append({"object": "chunk", "choices": [choice]})
-        lines = (
-            "".join(f"data: {json.dumps(event, ensure_ascii=False)}\n\n" for event in events)
-            + "data: [DONE]\n\n"
-        )
+        lines = "".join(f"data: {json.dumps(event, ensure_ascii=False)}\n\n" for event in events)
+        lines += "data: [DONE]\n\n" if self.done else ""
         return httpx2.Response(
             200,
             headers={"content-type": "text/event-stream"},
@@ -296,6 +300,19 @@ def test_chunk_nulls_reads_the_params_list(api: Api) -> None:
 def test_framing_reads_the_raw_lines() -> None:
     FAKE.text, FAKE.deltas, FAKE.cuts = "", ["a"], []
     assert FAKE.run(stream_framing, "stream.framing").outcome == "strict"
+
+
+def test_a_finished_stream_without_done_is_done_missing_and_a_cut_one_an_error() -> None:
+    FAKE.text, FAKE.deltas, FAKE.cuts, FAKE.done = "", ["a"], [], False
+    try:
+        FAKE.chunk_extra = {"logprobs": None, "finish_reason": "stop"}
+        assert FAKE.run(stream_framing, "stream.framing").outcome == "done_missing"
+        FAKE.chunk_extra = {"logprobs": None, "finish_reason": None}
+        with pytest.raises(ProbeError, match="before every choice finished"):
+            FAKE.run(stream_framing, "stream.framing")
+    finally:
+        FAKE.done = True
+        FAKE.chunk_extra = {"logprobs": None, "finish_reason": None}
 
 
 def test_stream_options_refused_only_with_a_working_control() -> None:

@@ -131,6 +131,13 @@ def test_event_field_framing_names_and_numbers_every_event(pool: Pool) -> None:
     assert events[-1][2] == "data: [DONE]"
 
 
+def test_done_missing_framing_ends_after_the_finish_chunk(pool: Pool) -> None:
+    text = _post(pool(stream_framing="done_missing"), "chat", stream=True).text
+    assert "[DONE]" not in text
+    blocks = [block for block in text.split("\n\n") if block]
+    assert json.loads(blocks[-1].removeprefix("data: "))["choices"][0]["finish_reason"] == "length"
+
+
 # --------------------------------------------------------------------------- role
 
 
@@ -268,6 +275,7 @@ def test_sse_frames_every_chunk_then_done() -> None:
     assert asyncio.run(collect("event_fields")) == (
         'event: message\nid: 0\ndata: {"a":1}\n\nevent: message\nid: 1\ndata: [DONE]\n\n'
     )
+    assert asyncio.run(collect("done_missing")) == 'data: {"a":1}\n\n'
 
 
 # --------------------------------------------------------------------------- the toy model
