@@ -30,7 +30,7 @@ def test_selection_by_prefix_and_glob() -> None:
     assert matches("reference-openai", ["reference-*"])
     assert not matches("stopper", ["stop"])
     catalog = load_specs(SPECS)
-    assert {c.behavior.id for c in plan(catalog, behaviors=["stream"])} == {
+    assert {c.behavior.id for c in plan(catalog, behaviors=["stream.usage"])} == {
         "stream.usage",
         "stream.usage.include_usage",
     }
