@@ -111,6 +111,7 @@ def test_a_path_that_is_not_one_is_an_error() -> None:
         list(valueless({}, "choices[0].x"))
 
 
+@settings(deadline=None)
 @given(st.lists(st.booleans()))
 def test_nulls_outcome_names_what_was_seen(seen: list[bool]) -> None:
     outcome = nulls_outcome(seen)
@@ -145,7 +146,7 @@ def _inside_a_character(text: str, points: set[int]) -> bool:
     return False
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(wide_text, st.lists(st.integers(min_value=0), max_size=8))
 def test_decoding_each_piece_alone_splits_exactly_the_characters_a_cut_breaks(
     text: str, cuts: list[int]
@@ -162,6 +163,7 @@ def test_decoding_each_piece_alone_splits_exactly_the_characters_a_cut_breaks(
     assert utf8_outcome(held, text) == "intact"
 
 
+@settings(deadline=None)
 @given(wide_text, st.text(max_size=6))
 def test_another_text_is_not_a_split(text: str, other: str) -> None:
     streamed = ascii_skeleton(text) + "x" + other

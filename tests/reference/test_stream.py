@@ -239,12 +239,14 @@ def _chunk(text: str | None, *, api: str = "chat", finish: str | None = None) ->
 texts = st.lists(st.text(max_size=8), min_size=1, max_size=6)
 
 
+@settings(deadline=None)
 @given(texts, st.sampled_from(APIS))
 def test_default_switches_change_nothing(pieces: list[str], api: str) -> None:
     chunks = [_chunk(piece, api=api) for piece in pieces]
     assert streaming.shape_chunks(chunks, Switches()) == chunks
 
 
+@settings(deadline=None)
 @given(texts, st.sampled_from(APIS))
 def test_splitting_keeps_the_ascii_text_and_whole_ascii_deltas(pieces: list[str], api: str) -> None:
     chunks = [_chunk(piece, api=api) for piece in pieces]
@@ -257,6 +259,7 @@ def test_splitting_keeps_the_ascii_text_and_whole_ascii_deltas(pieces: list[str]
         assert split == chunks
 
 
+@settings(deadline=None)
 @given(st.text(min_size=1, max_size=12))
 def test_token_pieces_decode_every_token_alone(text: str) -> None:
     # Every non-ASCII character is byte tokens, and each byte alone is no character.
