@@ -171,6 +171,7 @@ class Runner:
         config = server.ServerConfig(
             switches=switches,
             context_window=min(target.window(api) for api in target.apis),
+            max_output_tokens=_output_cap(target),
             api_key=self.key_for(target),
         )
         running = server.start(config)
@@ -335,3 +336,10 @@ def _server_version(
         if exchange.response is not None and exchange.response.headers.get("server"):
             return exchange.response.headers["server"]
     return None
+
+
+def _output_cap(target: Target) -> int | None:
+    """The output cap a reference server for ``target`` enforces: the smallest of its APIs'
+    documented caps, or None when the target documents none."""
+    caps = [cap for api in target.apis if (cap := target.output_cap(api)) is not None]
+    return min(caps) if caps else None

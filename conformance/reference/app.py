@@ -188,12 +188,15 @@ def _stop(body: Mapping[str, Any], switches: Switches) -> tuple[str, ...]:
             code="invalid_type",
         )
     if len(stops) > MAX_STOP:
-        raise ApiError(
-            f"Invalid 'stop': array too long. Expected at most {MAX_STOP} items, "
-            f"but got {len(stops)} instead.",
-            param="stop",
-            code="array_above_max_length",
-        )
+        if switches.stop_list_limit == "reject":
+            raise ApiError(
+                f"Invalid 'stop': array too long. Expected at most {MAX_STOP} items, "
+                f"but got {len(stops)} instead.",
+                param="stop",
+                code="array_above_max_length",
+            )
+        if switches.stop_list_limit == "truncate":
+            stops = stops[:MAX_STOP]
     return () if switches.stop == "ignore" else tuple(stop for stop in stops if stop)
 
 
@@ -536,6 +539,10 @@ class _Plan:
     tool_calls: tuple[_Call, ...] = ()
     arguments_format: str = "json_string"
     response_format: _Format | None = None
+    #: How finish_reason is reported (switch ``finish_reason``).
+    finish_labels: str = "standard"
+    #: Whether choices carry vLLM's ``stop_reason`` (switch ``stop_metadata``).
+    stop_metadata: bool = False
 
 
 def _usage_placement(body: Mapping[str, Any], switches: Switches, stream: bool) -> str:
@@ -585,17 +592,56 @@ def _overflow_mode(body: Mapping[str, Any], switches: Switches) -> str:
     )
 
 
+def _requested_limit(
+    body: Mapping[str, Any], api: Api, switches: Switches
+) -> tuple[str, int | None]:
+    """The completion limit a request asks for and the parameter that carries it, after the
+    max_tokens / max_completion_tokens switches; (name, None) when it asks for none."""
+    limit = _integer(body, "max_tokens", 1, None)
+    if limit is not None and switches.max_tokens != "honour":
+        if switches.max_tokens == "reject":
+            instead = " Use 'max_completion_tokens' instead." if api == "chat" else ""
+            raise ApiError(
+                f"Unsupported parameter: 'max_tokens' is not supported with this model.{instead}",
+                param="max_tokens",
+                code="unsupported_parameter",
+            )
+        limit = None
+    completion: int | None = None
+    if api == "chat" and _given(body, "max_completion_tokens"):
+        completion = _integer(body, "max_completion_tokens", 1, None)
+        if not _gate(body, "max_completion_tokens", switches.max_completion_tokens):
+            completion = None
+    if limit is not None and completion is not None:
+        if switches.max_tokens_both == "reject":
+            raise ApiError(
+                "Setting 'max_tokens' and 'max_completion_tokens' at the same time is not "
+                "supported.",
+                param="max_tokens",
+                code="invalid_parameter_combination",
+            )
+        if switches.max_tokens_both == "max_tokens":
+            return "max_tokens", limit
+    if completion is not None:
+        return "max_completion_tokens", completion
+    return "max_tokens", limit
+
+
 def _max_tokens(
-    body: Mapping[str, Any], api: Api, prompt_tokens: int, switches: Switches, window: int
+    body: Mapping[str, Any],
+    api: Api,
+    prompt_tokens: int,
+    switches: Switches,
+    window: int,
+    cap: int | None = None,
 ) -> int:
-    """The tokens to generate per choice, after the context-window rules."""
+    """The tokens to generate per choice, after the context-window and output-cap rules.
+
+    The window comes first: a request that does not fit it follows the overflow switch, and
+    the output cap ``cap`` applies only to a request that fits.
+    """
     param = "messages" if api == "chat" else "prompt"
-    name = (
-        "max_completion_tokens"
-        if api == "chat" and _given(body, "max_completion_tokens")
-        else "max_tokens"
-    )
-    requested = _integer(body, name, 1, None)
+    name, requested = _requested_limit(body, api, switches)
     mode = _overflow_mode(body, switches)
     if prompt_tokens > window:
         what = "messages" if api == "chat" else "prompt"
@@ -606,10 +652,20 @@ def _max_tokens(
             code="context_length_exceeded",
         )
     room = window - prompt_tokens
+    fits = room if cap is None else min(room, cap)
     if requested is None:
-        # Without max_tokens the completion gets what fits, up to the usual default.
-        return min(model.DEFAULT_MAX_TOKENS, room)
+        default = switches.default_max_tokens_chat if api == "chat" else switches.default_max_tokens
+        return min(model.DEFAULT_MAX_TOKENS, fits) if default == "small" else fits
     if requested <= room:
+        if cap is not None and requested > cap:
+            if switches.output_cap == "reject":
+                raise ApiError(
+                    f"{name} is too large: {requested}. This model supports at most {cap} "
+                    f"completion tokens, whereas you provided {requested}.",
+                    param=name,
+                )
+            if switches.output_cap == "clamp":
+                return cap
         return requested
     if mode == "clamp":
         return room
@@ -685,7 +741,9 @@ def plan(body: Mapping[str, Any], api: Api, config: ServerConfig) -> _Plan:
     stops = _stop(body, switches)
 
     longest = max(len(prompt) for prompt in prompts)
-    max_tokens = _max_tokens(body, api, longest, switches, config.context_window)
+    max_tokens = _max_tokens(
+        body, api, longest, switches, config.context_window, config.max_output_tokens
+    )
     if len(prompts) * candidates * max_tokens > GENERATION_BUDGET:
         raise ApiError(
             f"This request asks for more than {GENERATION_BUDGET} generated tokens "
@@ -720,6 +778,8 @@ def plan(body: Mapping[str, Any], api: Api, config: ServerConfig) -> _Plan:
         tool_calls,
         switches.tool_arguments,
         response_format,
+        finish_labels=switches.finish_reason,
+        stop_metadata=switches.stop_metadata == "present",
     )
 
 
@@ -892,6 +952,7 @@ class _Choice:
     #: The completion's tokens with their log probabilities, when the request asks for them.
     logprobs: tuple[logprobs.TokenLogprob, ...] = ()
     tool_calls: tuple[_ToolCall, ...] = ()
+    stop_match: str | None = None  # the stop string that ended the choice, if one did
 
 
 @dataclass
@@ -1002,25 +1063,46 @@ def run(p: _Plan) -> _Result:
                 )
                 scored = logprobs.within(every, g.text)
             pieces = (*g.pieces, p.appended_suffix) if p.appended_suffix else g.pieces
+            match = _matched_stop(model.detokenize(g.tokens), p.sampling.stop)
             result.choices.append(
                 _Choice(
                     base + j,
                     echo + g.text + p.appended_suffix,
                     pieces,
-                    g.finish_reason,
+                    _finish_label(g.finish_reason, p.finish_labels),
                     len(g.tokens),
                     echo=echo,
                     logprobs=scored,
+                    stop_match=match if g.finish_reason == "stop" else None,
                 )
             )
     return result
+
+
+def _matched_stop(text: str, stops: Sequence[str]) -> str | None:
+    """The stop string that ends ``text``'s generation: the first to occur, the longest of
+    those starting at the same place (as the model cuts)."""
+    found = [(text.find(stop), -len(stop), stop) for stop in stops if stop and stop in text]
+    return min(found)[2] if found else None
+
+
+def _finish_label(reason: str, labels: str) -> str:
+    """``reason`` as the switch ``finish_reason`` reports it."""
+    if labels == "mislabelled":
+        return "stop"
+    if labels == "nonstandard" and reason == "stop":
+        return "eos"
+    return reason
 
 
 # --------------------------------------------------------------------------- rendering
 
 
 def _fingerprint(config: ServerConfig) -> str:
-    settings = json.dumps([config.switches.model_dump(), config.context_window], sort_keys=True)
+    settings = json.dumps(
+        [config.switches.model_dump(), config.context_window, config.max_output_tokens],
+        sort_keys=True,
+    )
     return "fp_" + hashlib.sha256(settings.encode()).hexdigest()[:10]
 
 
@@ -1088,6 +1170,11 @@ def _piece_logprobs(p: _Plan, choice: _Choice) -> list[dict[str, Any] | None]:
     return rendered
 
 
+def _stop_metadata(p: _Plan, choice: _Choice) -> dict[str, Any]:
+    """vLLM's per-choice ``stop_reason`` when the switch asks for it (the matched string)."""
+    return {"stop_reason": choice.stop_match} if p.stop_metadata else {}
+
+
 def render_body(
     p: _Plan, result: _Result, ident: str, created: int, fingerprint: str
 ) -> dict[str, Any]:
@@ -1100,6 +1187,7 @@ def render_body(
                 "message": _message(c),
                 "logprobs": _logprobs_object(p, c),
                 "finish_reason": c.finish_reason,
+                **_stop_metadata(p, c),
             }
             for c in result.choices
         ]
@@ -1110,6 +1198,7 @@ def render_body(
                 "text": c.text,
                 "logprobs": _logprobs_object(p, c),
                 "finish_reason": c.finish_reason,
+                **_stop_metadata(p, c),
             }
             for c in result.choices
         ]
@@ -1154,12 +1243,16 @@ def _choice_events(p: _Plan, c: _Choice) -> list[_Event]:
         else:
             events.append(_Event(chat({"role": "assistant", "content": ""}), c.index))
             events += [_Event(chat({"content": s}, None, lp), c.index) for s, lp in scored_pieces]
-        events.append(_Event(chat({}, c.finish_reason), c.index, c.tokens))
+        events.append(
+            _Event({**chat({}, c.finish_reason), **_stop_metadata(p, c)}, c.index, c.tokens)
+        )
     else:
         if c.echo:
             events.append(_Event(text(c.echo), c.index))
         events += [_Event(text(s, None, lp), c.index) for s, lp in scored_pieces]
-        events.append(_Event(text("", c.finish_reason), c.index, c.tokens))
+        events.append(
+            _Event({**text("", c.finish_reason), **_stop_metadata(p, c)}, c.index, c.tokens)
+        )
     return events
 
 

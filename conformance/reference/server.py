@@ -35,6 +35,9 @@ class ServerConfig:
     switches: Switches = field(default_factory=Switches)
     #: The toy model's context window in tokens (the reference targets say 256).
     context_window: int = 256
+    #: The toy model's output cap: the most tokens one completion may ask for (the reference
+    #: targets' max_output_tokens say 192); None for no cap beyond the window.
+    max_output_tokens: int | None = 192
     #: When set, requests need ``Authorization: Bearer <api_key>``; otherwise 401.
     api_key: str | None = None
     #: Where the key goes: ``authorization`` (as a bearer token), or another header that

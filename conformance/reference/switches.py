@@ -57,6 +57,41 @@ class Switches(BaseModel):
 
     # -- stop, finish_reason and max_tokens
 
+    stop_list_limit: Literal["reject", "truncate", "apply"] = "reject"
+    """A ``stop`` list longer than OpenAI's 4: a 400, the list cut to its first 4, or every
+    sequence applied."""
+
+    finish_reason: Literal["standard", "nonstandard", "mislabelled"] = "standard"
+    """standard: "stop" and "length" as OpenAI documents; nonstandard: a stop-sequence end is
+    reported as "eos" (Together's word); mislabelled: every end is reported as "stop"."""
+
+    stop_metadata: Literal["absent", "present"] = "absent"
+    """present: each choice carries vLLM's ``stop_reason``, the matched stop string (null when
+    no stop string ended it)."""
+
+    max_tokens: OptionMode = "honour"
+    """ignore: ``max_tokens`` is dropped and the default length applies; reject: a 400 for any
+    request carrying it (as reasoning models answer on chat)."""
+
+    max_completion_tokens: OptionMode = "honour"
+    """Chat's ``max_completion_tokens`` when it comes without ``max_tokens``."""
+
+    max_tokens_both: Literal["reject", "max_completion_tokens", "max_tokens"] = "reject"
+    """Chat with both ``max_tokens`` and ``max_completion_tokens``: a 400 (what OpenAI answers,
+    as observed), or the one named wins."""
+
+    default_max_tokens: Literal["small", "window"] = "small"
+    """Completions without ``max_tokens``: OpenAI's documented default of 16, or what fits the
+    window (and the output cap)."""
+
+    default_max_tokens_chat: Literal["small", "window"] = "window"
+    """Chat without a limit: a small default of 16, or what fits the window and the output cap
+    (OpenAI's chat has no small default)."""
+
+    output_cap: Literal["reject", "clamp", "exceed"] = "reject"
+    """A request whose max_tokens is above the model's output cap but fits the window: a 400
+    (as OpenAI answers, observed), max_tokens lowered to the cap, or generated anyway."""
+
     # -- end of stop, finish_reason and max_tokens
 
     # -- stream

@@ -213,6 +213,11 @@ class Target(_Spec):
     context_window: Tokens | dict[Api, Tokens] = Field(
         description="The model's context window in tokens: one number, or one per API."
     )
+    max_output_tokens: Tokens | dict[Api, Tokens] | None = Field(
+        default=None,
+        description="The model's documented output cap (the most completion tokens one "
+        "request may ask for): one number, or one per API; leave it out where none is documented.",
+    )
     apis: list[Api] = Field(min_length=1)
     headers: dict[str, EnvText] = Field(
         default_factory=dict,
@@ -258,3 +263,9 @@ class Target(_Spec):
         if isinstance(self.context_window, int):
             return self.context_window
         return self.context_window[api]
+
+    def output_cap(self, api: Api) -> int | None:
+        """The documented output cap of the model this target serves for ``api``, if any."""
+        if self.max_output_tokens is None or isinstance(self.max_output_tokens, int):
+            return self.max_output_tokens
+        return self.max_output_tokens.get(api)
