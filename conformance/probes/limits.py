@@ -142,9 +142,7 @@ def stop_list_limit(ctx: ProbeContext) -> Observation:
             "rejected", f"{count} stop sequences were refused with {_refusal(reply)}"
         )
     if cut.applied(reply.text):
-        return ctx.observe(
-            "applied", f"sequence {count} of {count}, {cut.word!r}, ended the text"
-        )
+        return ctx.observe("applied", f"sequence {count} of {count}, {cut.word!r}, ended the text")
     if not reply.text.startswith(cut.through):
         raise ctx.fail(
             f"long-list: the text {reply.text!r} is neither the baseline nor the baseline cut at "
@@ -426,4 +424,3 @@ def output_cap(ctx: ProbeContext) -> Observation:
     if result.completion_tokens == cap and result.finish_reason == "length":
         return ctx.observe("clamped", summary)
     raise ctx.not_applicable(f"the model ended by itself below the cap: {summary}")
-

@@ -633,6 +633,7 @@ def _max_tokens(
     prompt_tokens: int,
     switches: Switches,
     window: int,
+    *,
     cap: int | None = None,
 ) -> int:
     """The tokens to generate per choice, after the context-window and output-cap rules.
@@ -742,7 +743,7 @@ def plan(body: Mapping[str, Any], api: Api, config: ServerConfig) -> _Plan:
 
     longest = max(len(prompt) for prompt in prompts)
     max_tokens = _max_tokens(
-        body, api, longest, switches, config.context_window, config.max_output_tokens
+        body, api, longest, switches, config.context_window, cap=config.max_output_tokens
     )
     if len(prompts) * candidates * max_tokens > GENERATION_BUDGET:
         raise ApiError(
