@@ -1,8 +1,8 @@
 """Probes for stop lists, finish_reason and the completion-length limits.
 
 Every probe here decides from the target's own replies: stop words are taken from a
-baseline, token counts from ``usage`` (a stream without usage is compared with the same
-request unstreamed), and "no effect" is judged against a second request on the same target.
+baseline, token counts from ``usage`` (a stream is counted through the same request sent
+unstreamed), and "no effect" is judged against a second request on the same target.
 """
 
 from __future__ import annotations
@@ -19,22 +19,38 @@ from conformance.probes.stop import choose_stop_word
 
 @dataclass(frozen=True)
 class Counted:
-    """A completion with its token counts and where they were read."""
+    """A completion with its token counts and where they were read.
+
+    ``completion_tokens`` is exact, or with ``exact`` false only a lower bound: enough to
+    say "more than N", not "at most N".
+    """
 
     reply: Reply
     completion_tokens: int
     prompt_tokens: int | None
     counted_by: str
+    exact: bool = True
 
     @property
     def finish_reason(self) -> str | None:
         """The reply's finish_reason."""
         return self.reply.finish_reason
 
+    def over(self, limit: int) -> bool:
+        """True when the completion certainly has more than ``limit`` tokens."""
+        return self.completion_tokens > limit
+
+    def require_exact(self, ctx: ProbeContext) -> Counted:
+        """This count, or a ProbeError when it is only a lower bound."""
+        if not self.exact:
+            raise ctx.fail(f"{self.reply.exchange.label}: {self.describe()}, not an exact count")
+        return self
+
     def describe(self) -> str:
         """The count and the finish_reason, for summaries."""
+        many = "" if self.exact else "at least "
         return (
-            f"{self.completion_tokens} completion tokens ({self.counted_by}), "
+            f"{many}{self.completion_tokens} completion tokens ({self.counted_by}), "
             f"finish_reason {self.finish_reason!r}"
         )
 
@@ -42,35 +58,41 @@ class Counted:
 def counted(ctx: ProbeContext, reply: Reply, body: Mapping[str, Any]) -> Counted:
     """``reply`` (a 2xx to ``body``) with its token counts.
 
-    A reply without ``usage.completion_tokens`` that is a stream is compared with the same
-    request sent unstreamed: when the texts agree, that reply's usage counts for both.
-    Counting stream chunks would only give a lower bound.
+    A stream is counted through the same request sent unstreamed, whatever usage the stream
+    carries: where a stream carries usage is stream.usage's subject, and some servers' is an
+    estimate (LiteLLM's counts 0 tokens in completions streams). Same text, same count; a
+    stream whose text runs on past the unstreamed reply's has more tokens than it (a lower
+    bound); any other difference is an error.
     """
-    usage = reply.usage or {}
-    completion = usage.get("completion_tokens")
-    if isinstance(completion, int):
-        return Counted(reply, completion, _int_or_none(usage.get("prompt_tokens")), "usage")
     label = reply.exchange.label
     if reply.stream is None:
-        raise ctx.fail(f"{label}: the reply has no usage.completion_tokens to count")
+        usage = reply.usage or {}
+        completion = _int_or_none(usage.get("completion_tokens"))
+        if completion is None:
+            raise ctx.fail(f"{label}: the reply has no usage.completion_tokens to count")
+        return Counted(reply, completion, _int_or_none(usage.get("prompt_tokens")), "usage")
     unstreamed = {name: value for name, value in body.items() if name != "stream"}
     twin = ctx.require_ok(
         ctx.send(f"{label}-unstreamed", unstreamed), "the same request unstreamed"
     )
     twin_usage = twin.usage or {}
-    completion = twin_usage.get("completion_tokens")
-    if not isinstance(completion, int):
-        raise ctx.fail(f"{label}: neither the stream nor the same request unstreamed has usage")
-    if twin.text != reply.text:
-        raise ctx.fail(
-            f"{label}: the stream's text {reply.text!r} differs from the same request "
-            f"unstreamed {twin.text!r}; cannot count the stream's tokens"
+    completion = _int_or_none(twin_usage.get("completion_tokens"))
+    prompt = _int_or_none(twin_usage.get("prompt_tokens"))
+    if completion is None:
+        raise ctx.fail(f"{label}-unstreamed: the reply has no usage.completion_tokens to count")
+    if twin.text == reply.text:
+        return Counted(reply, completion, prompt, "usage of the same request unstreamed")
+    if reply.text.startswith(twin.text):
+        return Counted(
+            reply,
+            completion + 1,
+            prompt,
+            f"the text runs on past the {completion} tokens of the same request unstreamed",
+            exact=False,
         )
-    return Counted(
-        reply,
-        completion,
-        _int_or_none(twin_usage.get("prompt_tokens")),
-        "usage of the same request unstreamed",
+    raise ctx.fail(
+        f"{label}: the stream's text {reply.text!r} differs from the same request "
+        f"unstreamed {twin.text!r}; cannot count the stream's tokens"
     )
 
 
@@ -79,8 +101,8 @@ def _int_or_none(value: object) -> int | None:
 
 
 def _refusal(reply: Reply) -> str:
-    code = reply.error.get("code") or reply.error.get("type") or ""
-    return f"{reply.status} {code}".rstrip()
+    code = str(reply.error.get("code") or reply.error.get("type") or "")
+    return f"{reply.status} {code}" if code and code != str(reply.status) else str(reply.status)
 
 
 # --------------------------------------------------------------------------- stop lists
@@ -266,8 +288,9 @@ def max_tokens_limit(ctx: ProbeContext) -> Observation:
     if not reply.ok:
         return ctx.observe("rejected", f"max_tokens={limit} was refused with {_refusal(reply)}")
     count = counted(ctx, reply, body)
-    if count.completion_tokens > limit:
+    if count.over(limit):
         return ctx.observe("exceeded", f"max_tokens={limit}: {count.describe()}")
+    count.require_exact(ctx)
     return ctx.observe("honoured", f"max_tokens={limit}: {count.describe()}")
 
 
@@ -284,11 +307,13 @@ def completion_limit(ctx: ProbeContext) -> Observation:
     first = _send_limited(ctx, f"{option}-{small}", {option: small})
     if isinstance(first, Reply):
         return ctx.observe("rejected", f"{option}={small} was refused with {_refusal(first)}")
-    if first.completion_tokens > small:
+    if first.over(small):
         return ctx.observe("ignored", f"{option}={small}: {first.describe()}")
+    first.require_exact(ctx)
     second = _send_limited(ctx, f"{option}-{large}", {option: large})
     if isinstance(second, Reply):
         raise ctx.fail(f"{option}={large} was refused ({_refusal(second)}) but {small} was not")
+    second.require_exact(ctx)
     summary = f"{option}={small}: {first.describe()}; {option}={large}: {second.describe()}"
     if first.completion_tokens < second.completion_tokens <= large:
         return ctx.observe("honoured", summary)
@@ -332,6 +357,8 @@ def both_limits(ctx: ProbeContext) -> Observation:
         details.append(
             f"max_tokens={max_tokens}, max_completion_tokens={completion}: {result.describe()}"
         )
+        if not result.over(large):
+            result.require_exact(ctx)
         followed.append(_followed(result.completion_tokens, small, large, max_tokens == small))
         finishes.append(result.finish_reason)
     summary = "; ".join(details)
@@ -367,10 +394,11 @@ def default_max_tokens(ctx: ProbeContext) -> Observation:
     body = ctx.body()
     count = counted(ctx, ctx.require_ok(ctx.send("unlimited", body), "the request"), body)
     tokens, finish = count.completion_tokens, count.finish_reason
-    if tokens > threshold:
+    if count.over(threshold):
         return ctx.observe(
             "uncapped", f"no limit given: {count.describe()}, past the threshold of {threshold}"
         )
+    count.require_exact(ctx)
     if finish != "length":
         raise ctx.not_applicable(
             f"no limit given: the model ended by itself ({count.describe()}) below the "
@@ -419,8 +447,9 @@ def output_cap(ctx: ProbeContext) -> Observation:
             "rejected", f"max_tokens={requested} above the cap of {cap}: {_refusal(result)}"
         )
     summary = f"max_tokens={requested} above the cap of {cap}: {result.describe()}"
-    if result.completion_tokens > cap:
+    if result.over(cap):
         return ctx.observe("exceeded", summary)
+    result.require_exact(ctx)
     if result.completion_tokens == cap and result.finish_reason == "length":
         return ctx.observe("clamped", summary)
     raise ctx.not_applicable(f"the model ended by itself below the cap: {summary}")

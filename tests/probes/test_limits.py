@@ -57,10 +57,11 @@ class Fake:
     smaller_wins: bool = False  # with both limits, the smaller one applies
     stop_limit: int | None = None  # stop sequences applied (None: all)
     apply_stop: bool = True
-    stream_usage: bool = False
+    stream_usage: int | None = None  # completion_tokens the stream's own usage claims
     finish_labels: Mapping[str, str | None] = field(default_factory=dict)
     extra: Mapping[str, Any] = field(default_factory=dict)  # extra per-choice fields
-    stream_suffix: str = ""  # appended to streamed text only (a misbehaving stream)
+    stream_suffix: str = ""  # appended to streamed text only (a stream that runs on)
+    stream_prefix: str = ""  # put before streamed text only (a stream that differs)
 
     def reply(self, request: httpx2.Request) -> httpx2.Response:
         body = json.loads(request.content)
@@ -83,11 +84,11 @@ class Fake:
             choice.update(self.extra)
             reply = {"id": "x", "object": "chat.completion", "choices": [choice], "usage": usage}
             return httpx2.Response(200, json=reply)
-        text += self.stream_suffix
+        text = self.stream_prefix + text + self.stream_suffix
         chunks = [self._chunk(chat, piece, None) for piece in _pieces(text)]
-        chunks.append(
-            {**self._chunk(chat, "", label), **({"usage": usage} if self.stream_usage else {})}
-        )
+        chunks.append(self._chunk(chat, "", label))
+        if self.stream_usage is not None:
+            chunks[-1]["usage"] = {**usage, "completion_tokens": self.stream_usage}
         chunks[-1]["choices"][0].update(self.extra)
         lines = "".join(f"data: {json.dumps(chunk)}\n\n" for chunk in chunks) + "data: [DONE]\n\n"
         return httpx2.Response(
@@ -177,24 +178,36 @@ def test_a_cut_is_applied_just_before_or_just_after_its_word() -> None:
 # --------------------------------------------------------------------------- token counts
 
 
-def test_a_stream_without_usage_is_counted_by_the_same_request_unstreamed() -> None:
+def test_a_stream_is_counted_by_the_same_request_unstreamed() -> None:
     observation, ctx = _run(max_tokens_limit, "max_tokens.limit", Fake(), stream=True)
     assert observation.outcome == "honoured"
     assert "unstreamed" in observation.summary
     assert _labels(ctx) == ["limited", "limited-unstreamed"]
 
 
-def test_a_stream_with_usage_needs_no_second_request() -> None:
-    observation, ctx = _run(
-        max_tokens_limit, "max_tokens.limit", Fake(stream_usage=True), stream=True
-    )
+@pytest.mark.parametrize("claimed", [0, 50])
+def test_a_streams_own_usage_is_not_trusted(claimed: int) -> None:
+    # LiteLLM's completions streams claim 0 tokens; an overcount would read as "exceeded".
+    fake = Fake(stream_usage=claimed)
+    observation, _ = _run(max_tokens_limit, "max_tokens.limit", fake, stream=True)
     assert observation.outcome == "honoured"
-    assert _labels(ctx) == ["limited"]
+    assert "5 completion tokens" in observation.summary
+
+
+def test_a_stream_that_runs_on_past_its_unstreamed_twin_has_more_tokens() -> None:
+    fake = Fake(stream_suffix=" wzz")
+    observation, _ = _run(max_tokens_limit, "max_tokens.limit", fake, stream=True)
+    assert observation.outcome == "exceeded"
+    assert "at least 6 completion tokens" in observation.summary
+    # A lower bound within the limit cannot show that the limit was kept.
+    short = Fake(natural_end=2, stream_suffix=" wzz")
+    with pytest.raises(ProbeError, match=r"at least 3 completion tokens.*not an exact count"):
+        _run(max_tokens_limit, "max_tokens.limit", short, stream=True)
 
 
 def test_a_stream_that_differs_from_its_unstreamed_twin_is_no_count() -> None:
     with pytest.raises(ProbeError, match="differs from the same request unstreamed"):
-        _run(max_tokens_limit, "max_tokens.limit", Fake(stream_suffix=" wzz"), stream=True)
+        _run(max_tokens_limit, "max_tokens.limit", Fake(stream_prefix=" wzz"), stream=True)
 
 
 @pytest.mark.parametrize("stream", [False, True])
