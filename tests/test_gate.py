@@ -247,7 +247,13 @@ def broken_cassettes(tmp_path: Path) -> Path:
 
 def _run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return conformance(
-        "run", "--cassettes", str(REPO / "cassettes"), "--behavior", "stop", *args, cwd=cwd
+        "run",
+        "--cassettes",
+        str(REPO / "cassettes"),
+        "--behavior",
+        "stop.inclusion",
+        *args,
+        cwd=cwd,
     )
 
 
