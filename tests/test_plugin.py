@@ -62,7 +62,11 @@ def test_record_then_replay_reproduces_and_keeps_no_key(workdir: Path) -> None:
     )
     assert recorded.returncode == 0, recorded.stdout + recorded.stderr
     cassettes = sorted((workdir / "cassettes" / "reference-fireworks").rglob("*.yaml"))
-    selected = [b for b in CATALOG.behaviors.values() if b.family in ("stop", "stream")]
+    selected = [
+        b
+        for b in CATALOG.behaviors.values()
+        if b.family == "stop" or b.id == "stream.usage" or b.id.startswith("stream.usage.")
+    ]
     assert len(cassettes) == sum(len(b.apis) * len(b.variants.stream) for b in selected)
     replayed = conformance(
         "run", "--target", "reference-fireworks", "--report-dir", "replayed", cwd=workdir
