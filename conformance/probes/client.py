@@ -462,8 +462,8 @@ def _every_choice_finished(stream: sse.SseStream) -> bool:
     for chunk in stream.chunks:
         choices = chunk.get("choices")
         for choice in choices if isinstance(choices, list) else []:
-            if isinstance(choice, dict):
-                index = choice.get("index", 0)
+            index = choice.get("index", 0) if isinstance(choice, dict) else None
+            if isinstance(index, int):  # a malformed index is _malformed's to report
                 finished[index] = finished.get(index, False) or bool(choice.get("finish_reason"))
     return bool(finished) and all(finished.values())
 
