@@ -36,7 +36,8 @@ def test_ctrl_c_keeps_the_finished_cases_and_marks_the_run_incomplete(tmp_path: 
     (tmp_path / "specs").symlink_to(SPECS)
     # The first requests are quick; from then on each waits DELAY before its reply, so the
     # interrupt lands while a case waits for the server, as a Ctrl-C mostly does.
-    quick, delay = 6, 6.0
+    # DELAY is far longer than stopping takes on a loaded machine, results and report included.
+    quick, delay = 6, 15.0
     slow = ServerConfig(faults=FaultSpec(kind="slow_first_byte", after=quick, delay_s=delay))
     with start(slow) as server:
         process = subprocess.Popen(
