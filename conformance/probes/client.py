@@ -13,10 +13,12 @@ import codecs
 import contextlib
 import datetime as dt
 import email.utils
+import functools
 import inspect
 import json
 import math
 import re
+import ssl
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -164,7 +166,9 @@ class Endpoint:
             default_query=dict(query) or None,
             max_retries=0,
             timeout=self.target.timeout_s,
-            http_client=httpx2.Client(transport=self.transport) if self.transport else None,
+            # One TLS context for the process: loading the CA bundle for every case's client
+            # costs more than a replayed case itself.
+            http_client=openai.DefaultHttpxClient(verify=_tls_context(), transport=self.transport),
         )
 
     def close(self) -> None:
@@ -353,6 +357,12 @@ class Endpoint:
                 duration_s=round(time.monotonic() - started, 4),
             )
         )
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """The TLS context every endpoint shares, as httpx makes it by default."""
+    return httpx2.create_ssl_context()
 
 
 def sse_lines(chunks: Iterable[bytes]) -> Iterator[str]:

@@ -13,6 +13,9 @@ from conformance.spec.errors import SpecError
 
 PathPart = str | int
 
+#: libyaml's safe loader when PyYAML was built with it, else the pure-Python one.
+_FastLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 
 @dataclass(frozen=True)
 class Document:
@@ -45,8 +48,10 @@ def read(file: Path) -> Document:
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(file, f"cannot read the file: {exc}") from None
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        # One parse, by libyaml where it is there: the node tree keeps the positions, and the
+        # data is built from it rather than by parsing the text a second time.
+        root = yaml.compose(text, Loader=_FastLoader)
+        data = _FastLoader("").construct_document(root) if root is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = " ".join(str(part) for part in (exc.context, exc.problem) if part)
