@@ -3,11 +3,13 @@
 Requests are validated as OpenAI does (errors in its envelope ``{"error": {"message", "type",
 "param", "code"}}``), then the switches decide the semantics a behavior is about: stop
 handling, context overflow, where a stream carries usage, and whether each option is
-honoured, ignored or refused. Unknown request fields are accepted and ignored.
+honoured, ignored or refused. A request field that is neither in OpenAI's request types nor
+read by the server is refused as OpenAI refuses it, unless a switch says to drop it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -15,16 +17,19 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qs
 
+from openai.types import completion_create_params as completion_params
+from openai.types.chat import completion_create_params as chat_params
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -71,10 +76,15 @@ class ApiError(Exception):
         self.code = code
         self.kind = kind
 
-    def response(self) -> JSONResponse:
-        """The JSON error response."""
+    def response(self, envelope: str = "openai") -> Response:
+        """The error response, in ``envelope``'s shape (see ``error_response``)."""
         return error_response(
-            self.status, self.message, param=self.param, code=self.code, kind=self.kind
+            self.status,
+            self.message,
+            param=self.param,
+            code=self.code,
+            kind=self.kind,
+            envelope=envelope,
         )
 
 
@@ -85,9 +95,21 @@ def error_response(
     param: str | None = None,
     code: str | None = None,
     kind: str = "invalid_request_error",
-) -> JSONResponse:
-    """An OpenAI-style error envelope with ``status``."""
-    body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
+    envelope: str = "openai",
+) -> Response:
+    """An error response with ``status``, in OpenAI's envelope unless ``envelope`` names
+    another shape of the ``error_envelope`` switch (integer_code, flat, detail, nonstandard)."""
+    if envelope == "nonstandard":
+        return PlainTextResponse(f"{HTTPStatus(status).phrase}: {message}", status_code=status)
+    body: dict[str, Any]
+    if envelope == "integer_code":
+        body = {"error": {"message": message, "type": kind, "param": param, "code": status}}
+    elif envelope == "flat":
+        body = {"object": "error", "message": message, "type": kind, "param": param, "code": status}
+    elif envelope == "detail":
+        body = {"detail": message}
+    else:
+        body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
     return JSONResponse(body, status_code=status)
 
 
@@ -543,6 +565,8 @@ class _Plan:
     finish_labels: str = "standard"
     #: Whether choices carry vLLM's ``stop_reason`` (switch ``stop_metadata``).
     stop_metadata: bool = False
+    reasoning: bool = False  # answer with reasoning_content (the reasoning_effort switch)
+    usage_details: str = "detailed"
 
 
 def _usage_placement(body: Mapping[str, Any], switches: Switches, stream: bool) -> str:
@@ -741,6 +765,7 @@ def plan(body: Mapping[str, Any], api: Api, config: ServerConfig) -> _Plan:
     bias = _logit_bias(body, switches)
     stops = _stop(body, switches)
 
+    prompts = _fit_window(prompts, body, api, switches, config.context_window)
     longest = max(len(prompt) for prompt in prompts)
     max_tokens = _max_tokens(
         body, api, longest, switches, config.context_window, cap=config.max_output_tokens
@@ -961,14 +986,26 @@ class _Result:
     choices: list[_Choice] = field(default_factory=list)
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    details: str = "detailed"  # the usage_details switch
 
-    def usage(self, completion_tokens: int | None = None) -> dict[str, int]:
+    def usage(self, completion_tokens: int | None = None) -> dict[str, Any]:
         done = self.completion_tokens if completion_tokens is None else completion_tokens
-        return {
+        usage: dict[str, Any] = {
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": done,
             "total_tokens": self.prompt_tokens + done,
         }
+        if self.details == "inconsistent":
+            usage["total_tokens"] += 1
+        elif self.details == "detailed":
+            usage["prompt_tokens_details"] = {"cached_tokens": 0, "audio_tokens": 0}
+            usage["completion_tokens_details"] = {
+                "reasoning_tokens": 0,
+                "audio_tokens": 0,
+                "accepted_prediction_tokens": 0,
+                "rejected_prediction_tokens": 0,
+            }
+        return usage
 
 
 def _tool_choice(index: int, prompt: Sequence[int], p: _Plan) -> _Choice:
@@ -1019,7 +1056,9 @@ def _formatted_choice(index: int, prompt: Sequence[int], p: _Plan, form: _Format
 
 def run(p: _Plan) -> _Result:
     """Generate every choice of a planned request."""
-    result = _Result(prompt_tokens=sum(len(prompt) for prompt in p.prompts))
+    result = _Result(
+        prompt_tokens=sum(len(prompt) for prompt in p.prompts), details=p.usage_details
+    )
     for prompt_index, prompt in enumerate(p.prompts):
         base = prompt_index * p.n
         if p.call is None and (p.tool_calls or p.response_format is not None):
@@ -1131,7 +1170,7 @@ def _tool_call_body(call: _ToolCall) -> dict[str, Any]:
     }
 
 
-def _message(choice: _Choice) -> dict[str, Any]:
+def _message(choice: _Choice, reasoning: bool) -> dict[str, Any]:
     if choice.tool_calls:
         return {
             "role": "assistant",
@@ -1146,7 +1185,10 @@ def _message(choice: _Choice) -> dict[str, Any]:
             "function_call": {"name": choice.call, "arguments": choice.text},
             "refusal": None,
         }
-    return {"role": "assistant", "content": choice.text, "refusal": None}
+    message: dict[str, Any] = {"role": "assistant", "content": choice.text, "refusal": None}
+    if reasoning:
+        message["reasoning_content"] = REASONING_TEXT
+    return message
 
 
 def _logprobs_object(p: _Plan, choice: _Choice) -> dict[str, Any] | None:
@@ -1185,7 +1227,7 @@ def render_body(
         body["choices"] = [
             {
                 "index": c.index,
-                "message": _message(c),
+                "message": _message(c, p.reasoning),
                 "logprobs": _logprobs_object(p, c),
                 "finish_reason": c.finish_reason,
                 **_stop_metadata(p, c),
@@ -1203,6 +1245,9 @@ def render_body(
             }
             for c in result.choices
         ]
+        if p.reasoning:
+            for choice in body["choices"]:
+                choice["reasoning_content"] = REASONING_TEXT
     body["usage"] = result.usage()
     return body
 
@@ -1242,7 +1287,10 @@ def _choice_events(p: _Plan, c: _Choice) -> list[_Event]:
         elif c.tool_calls:
             events += _tool_call_events(c, chat)
         else:
-            events.append(_Event(chat({"role": "assistant", "content": ""}), c.index))
+            opening: dict[str, Any] = {"role": "assistant", "content": ""}
+            if p.reasoning:
+                opening["reasoning_content"] = REASONING_TEXT
+            events.append(_Event(chat(opening), c.index))
             events += [_Event(chat({"content": s}, None, lp), c.index) for s, lp in scored_pieces]
         events.append(
             _Event({**chat({}, c.finish_reason), **_stop_metadata(p, c)}, c.index, c.tokens)
@@ -1254,6 +1302,8 @@ def _choice_events(p: _Plan, c: _Choice) -> list[_Event]:
         events.append(
             _Event({**text("", c.finish_reason), **_stop_metadata(p, c)}, c.index, c.tokens)
         )
+        if p.reasoning:
+            events[0].choice["reasoning_content"] = REASONING_TEXT
     return events
 
 
@@ -1333,6 +1383,171 @@ def _shaped(item: dict[str, Any], switches: Switches) -> dict[str, Any]:
     return item
 
 
+# --------------------------------------------------------------------------- request, errors and usage
+
+#: The request fields OpenAI documents, per API: the keys of the official SDK's request types.
+DOCUMENTED_FIELDS: dict[Api, frozenset[str]] = {
+    "chat": frozenset(
+        chat_params.CompletionCreateParamsBase.__required_keys__
+        | chat_params.CompletionCreateParamsBase.__optional_keys__
+        | {"stream"}
+    ),
+    "completions": frozenset(
+        completion_params.CompletionCreateParamsBase.__required_keys__
+        | completion_params.CompletionCreateParamsBase.__optional_keys__
+        | {"stream"}
+    ),
+}
+#: What the toy model "thinks" when the reasoning_effort switch makes it show reasoning.
+REASONING_TEXT = "The prompt names a place; the walk goes on from its last word."
+_RANGE_CODES = frozenset(
+    {"integer_below_min_value", "decimal_below_min_value", "decimal_above_max_value"}
+)
+
+
+class _ReadFields(Mapping[str, Any]):
+    """A request body that records which fields the server looked up.
+
+    A field the server never looks up is one it knows nothing of: with the fields OpenAI
+    documents, that tells an unknown field apart from an extension the server implements,
+    without a list that every new switch would have to extend.
+    """
+
+    def __init__(self, fields: Mapping[str, Any]) -> None:
+        self._fields = dict(fields)
+        self.looked_up: set[str] = set()
+
+    def __getitem__(self, name: str) -> Any:
+        self.looked_up.add(name)
+        return self._fields[name]
+
+    def __contains__(self, name: object) -> bool:
+        if isinstance(name, str):
+            self.looked_up.add(name)
+        return name in self._fields
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._fields)
+
+    def __len__(self) -> int:
+        return len(self._fields)
+
+
+def plan_request(body: Mapping[str, Any], api: Api, config: ServerConfig) -> _Plan:
+    """``plan``, then what the switches of this family decide about the whole request.
+
+    A refusal that a lenient switch turns into acceptance (an out-of-range temperature or
+    max_tokens) is planned again with the value corrected; fields nobody looked up are
+    refused as unknown.
+    """
+    switches = config.switches
+    name = body.get("model")
+    if isinstance(name, str) and name:
+        _check_model(name, config)
+    fields = _ReadFields(body)
+    try:
+        planned = plan(fields, api, config)
+    except ApiError as refusal:
+        corrected = _after_refusal(body, refusal, switches)
+        if corrected is None:
+            raise
+        fields = _ReadFields(corrected)
+        planned = plan(fields, api, config)
+    reasoning = _reasoning(fields, switches)
+    unknown = sorted(set(fields) - fields.looked_up - DOCUMENTED_FIELDS[api])
+    if unknown and switches.unknown_field == "reject":
+        # OpenAI's words, with param and code null.
+        raise ApiError(f"Unrecognized request argument supplied: {', '.join(unknown)}")
+    return dataclasses.replace(planned, reasoning=reasoning, usage_details=switches.usage_details)
+
+
+def _after_refusal(
+    body: Mapping[str, Any], refusal: ApiError, switches: Switches
+) -> dict[str, Any] | None:
+    """The body to plan again instead of ``refusal``, None to keep it; or another refusal."""
+    if (
+        refusal.param == "temperature"
+        and refusal.code in _RANGE_CODES
+        and switches.error_envelope == "accept_temperature"
+    ):
+        return {**body, "temperature": min(max(float(body["temperature"]), 0.0), 2.0)}
+    if refusal.param in ("max_tokens", "max_completion_tokens") and refusal.code in _RANGE_CODES:
+        if switches.invalid_value == "accept":
+            return {name: value for name, value in body.items() if name != refusal.param}
+        if switches.invalid_value == "unprocessable":
+            raise ApiError(refusal.message, status=422, param=refusal.param, code=refusal.code)
+        if switches.invalid_value == "server_error":
+            raise ApiError(
+                "The server had an error while processing your request.",
+                status=500,
+                kind="server_error",
+            )
+    return None
+
+
+def _check_model(name: str, config: ServerConfig) -> None:
+    """Refuse a model name other than the served one, as the unknown_model switch says."""
+    mode = config.switches.unknown_model
+    if name == config.model or mode == "accept":
+        return
+    if mode == "not_found":
+        raise ApiError(
+            f"The model `{name}` does not exist or you do not have access to it.",
+            status=404,
+            code="model_not_found",
+        )
+    if mode == "bad_request":
+        raise ApiError(
+            f"Invalid model `{name}`: this server serves `{config.model}`.",
+            param="model",
+            code="invalid_value",
+        )
+    raise ApiError(
+        f"You do not have access to the model `{name}`.", status=403, kind="permission_error"
+    )
+
+
+def _reasoning(body: Mapping[str, Any], switches: Switches) -> bool:
+    """True when the reply is to carry reasoning_content; 400 when reasoning_effort is refused."""
+    value = body.get("reasoning_effort")
+    if value is None:
+        return False
+    if switches.reasoning_effort == "reject":
+        raise ApiError("Unrecognized request argument supplied: reasoning_effort")
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ApiError(
+            "Invalid type for 'reasoning_effort': expected a string, "
+            f"but got {_type_name(value)} instead.",
+            param="reasoning_effort",
+            code="invalid_type",
+        )
+    return switches.reasoning_effort == "reason"
+
+
+def _fit_window(
+    prompts: list[list[int]], body: Mapping[str, Any], api: Api, switches: Switches, window: int
+) -> list[list[int]]:
+    """The prompts, unless one is longer than the window: then the prompt_overflow switch
+    refuses the request, or cuts every prompt to its last tokens so the request fits."""
+    longest = max(len(prompt) for prompt in prompts)
+    mode = switches.prompt_overflow
+    if longest <= window or mode == "reject":
+        return prompts  # the context-length check of _max_tokens refuses it as OpenAI does
+    what = "messages" if api == "chat" else "prompt"
+    if mode == "reject_other":
+        raise ApiError(f"The {what} is too long: {longest} tokens, and this model takes {window}.")
+    if mode == "server_error":
+        raise ApiError(
+            "The server had an error while processing your request.",
+            status=500,
+            kind="server_error",
+        )
+    requested = body.get("max_completion_tokens") or body.get("max_tokens")
+    reserve = requested if isinstance(requested, int) and 0 < requested < window else 1
+    keep = window - reserve
+    return [prompt[-keep:] for prompt in prompts]
+
+
 # --------------------------------------------------------------------------- the app
 
 
@@ -1355,9 +1570,9 @@ def _completion_endpoint(api: Api, config: ServerConfig) -> Any:
 
     async def endpoint(request: Request) -> Response:
         try:
-            p = plan(await _json_body(request), api, config)
+            p = plan_request(await _json_body(request), api, config)
         except ApiError as error:
-            return error.response()
+            return error.response(config.switches.error_envelope)
         result = run(p)
         ident = prefix + uuid.uuid4().hex[:24]
         created = int(time.time())
@@ -1392,11 +1607,16 @@ class _Envelope:
         api_key: str | None,
         header: str = "authorization",
         query: str | None = None,
+        *,
+        bad_key: str = "unauthorized",
+        envelope: str = "openai",
     ) -> None:
         self.app = app
         self.api_key = api_key
         self.header = header
         self.query = query
+        self.bad_key = bad_key  # the bad_key switch
+        self.envelope = envelope  # the error_envelope switch
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -1434,7 +1654,7 @@ class _Envelope:
             )
 
     def _refusal(self, scope: Scope) -> Response | None:
-        if self.api_key is None:
+        if self.api_key is None or self.bad_key == "accept":
             return None
         token = presented_key(scope, self.header, self.query)
         if token is None:
@@ -1442,10 +1662,17 @@ class _Envelope:
                 401,
                 "You didn't provide an API key. You need to provide your API key in an "
                 "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+                envelope=self.envelope,
             )
         if not hmac.compare_digest(token.encode(), self.api_key.encode()):
             # The key is not echoed: replies end up in evidence files.
-            return error_response(401, "Incorrect API key provided.", code="invalid_api_key")
+            status = {"forbidden": 403, "bad_request": 400}.get(self.bad_key, 401)
+            return error_response(
+                status,
+                "Incorrect API key provided.",
+                code="invalid_api_key",
+                envelope=self.envelope,
+            )
         return None
 
 
@@ -1487,8 +1714,12 @@ def create_app(config: ServerConfig) -> Starlette:
         return JSONResponse({"object": "list", "data": [_model_object(config.model)]})
 
     async def get_model(request: Request) -> Response:
-        # Any model name is accepted in requests, so every name "exists".
-        return JSONResponse(_model_object(request.path_params["name"]))
+        name = request.path_params["name"]
+        try:
+            _check_model(name, config)
+        except ApiError as error:
+            return error.response(config.switches.error_envelope)
+        return JSONResponse(_model_object(name))
 
     routes = [
         Route("/v1/chat/completions", _completion_endpoint("chat", config), methods=["POST"]),
@@ -1504,6 +1735,8 @@ def create_app(config: ServerConfig) -> Starlette:
                 api_key=config.api_key,
                 header=config.api_key_header,
                 query=config.api_key_query,
+                bad_key=config.switches.bad_key,
+                envelope=config.switches.error_envelope,
             )
         ],
         exception_handlers={HTTPException: _http_error},

@@ -201,6 +201,44 @@ class Switches(BaseModel):
 
     # -- request, errors and usage
 
+    unknown_field: Literal["reject", "ignore"] = "reject"
+    """A top-level request field that is neither in OpenAI's request types nor read by this
+    server: a 400 "Unrecognized request argument supplied" (what OpenAI answers), or dropped."""
+
+    reasoning_effort: Literal["reject", "ignore", "reason"] = "reject"
+    """``reasoning_effort`` sent to the toy (non-reasoning) model: refused as an unrecognized
+    argument, accepted and dropped, or answered with ``reasoning_content`` next to the text."""
+
+    error_envelope: Literal[
+        "openai", "integer_code", "flat", "detail", "nonstandard", "accept_temperature"
+    ] = "openai"
+    """The body of a refused completion request: OpenAI's ``{"error": {message, type, param,
+    code}}``, the same with the HTTP status as an integer ``code`` (vLLM), those fields flat at
+    the top level beside ``"object": "error"``, FastAPI's ``{"detail": ...}``, or plain text.
+    accept_temperature: errors stay OpenAI's, but a temperature outside 0..2 is clamped into
+    that range instead of refused."""
+
+    bad_key: Literal["unauthorized", "forbidden", "accept", "bad_request"] = "unauthorized"
+    """A request presenting a wrong API key (when the server has one): 401 as OpenAI, 403, no
+    key check at all (a missing key passes too), or 400."""
+
+    unknown_model: Literal["not_found", "bad_request", "forbidden", "accept"] = "not_found"
+    """A request naming a model other than the one served: 404 ``model_not_found``, 400, 403,
+    or answered by the served model anyway."""
+
+    invalid_value: Literal["bad_request", "unprocessable", "server_error", "accept"] = "bad_request"
+    """``max_tokens`` (or ``max_completion_tokens``) below 1: 400, 422, 500 (as a server whose
+    validation error escapes as a crash), or accepted as if it had not been sent."""
+
+    prompt_overflow: Literal["reject", "reject_other", "truncate", "server_error"] = "reject"
+    """A prompt longer than the context window on its own: 400 ``context_length_exceeded``, a
+    400 with no code, the prompt silently cut to its last tokens so the request fits, or 500."""
+
+    usage_details: Literal["detailed", "basic", "inconsistent"] = "detailed"
+    """The usage object: the three counts plus ``prompt_tokens_details`` and
+    ``completion_tokens_details`` (as OpenAI's responses carry them), the three counts only,
+    or a ``total_tokens`` that is not prompt + completion."""
+
     # -- end of request, errors and usage
 
     # -- response
