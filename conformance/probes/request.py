@@ -60,7 +60,9 @@ def reasoning_effort(ctx: ProbeContext) -> Observation:
     value = ctx.params["value"]
     reply = ctx.send("reasoning-effort", ctx.body(reasoning_effort=value))
     if not reply.ok:
-        return ctx.observe("rejected", f"reasoning_effort={value!r} was refused with {refusal(reply)}")
+        return ctx.observe(
+            "rejected", f"reasoning_effort={value!r} was refused with {refusal(reply)}"
+        )
     found = reasoning_found(reply, ctx.params["fields"])
     if found:
         shown = ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
