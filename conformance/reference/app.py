@@ -1403,6 +1403,8 @@ REASONING_TEXT = "The prompt names a place; the walk goes on from its last word.
 _RANGE_CODES = frozenset(
     {"integer_below_min_value", "decimal_below_min_value", "decimal_above_max_value"}
 )
+#: What the accept_out_of_range envelope clamps, into the ranges OpenAI documents.
+_CLAMPED = {"temperature": (0.0, 2.0), "presence_penalty": (-2.0, 2.0)}
 
 
 class _ReadFields(Mapping[str, Any]):
@@ -1436,23 +1438,15 @@ class _ReadFields(Mapping[str, Any]):
 def plan_request(body: Mapping[str, Any], api: Api, config: ServerConfig) -> _Plan:
     """``plan``, then what the switches of this family decide about the whole request.
 
-    A refusal that a lenient switch turns into acceptance (an out-of-range temperature or
-    max_tokens) is planned again with the value corrected; fields nobody looked up are
+    A refusal that a lenient switch turns into acceptance (an out-of-range temperature,
+    presence_penalty or max_tokens) is planned again with the value corrected; fields nobody looked up are
     refused as unknown.
     """
     switches = config.switches
     name = body.get("model")
     if isinstance(name, str) and name:
         _check_model(name, config)
-    fields = _ReadFields(body)
-    try:
-        planned = plan(fields, api, config)
-    except ApiError as refusal:
-        corrected = _after_refusal(body, refusal, switches)
-        if corrected is None:
-            raise
-        fields = _ReadFields(corrected)
-        planned = plan(fields, api, config)
+    planned, fields = _plan_leniently(body, api, config)
     reasoning = _reasoning(fields, switches)
     unknown = sorted(set(fields) - fields.looked_up - DOCUMENTED_FIELDS[api])
     if unknown and switches.unknown_field == "reject":
@@ -1461,16 +1455,42 @@ def plan_request(body: Mapping[str, Any], api: Api, config: ServerConfig) -> _Pl
     return dataclasses.replace(planned, reasoning=reasoning, usage_details=switches.usage_details)
 
 
+def _plan_leniently(
+    body: Mapping[str, Any], api: Api, config: ServerConfig
+) -> tuple[_Plan, _ReadFields]:
+    """``plan`` and the fields it looked up, planning again where a switch overrules a refusal."""
+    fields = _ReadFields(body)
+    try:
+        return plan(fields, api, config), fields
+    except _PastTheWindow as past:
+        return _plan_leniently(body, api, dataclasses.replace(config, context_window=past.window))
+    except ApiError as refusal:
+        corrected = _after_refusal(body, refusal, config.switches)
+        if corrected is None:
+            raise
+        # The corrected value cannot be refused again, so this ends.
+        return _plan_leniently(corrected, api, config)
+
+
+class _PastTheWindow(Exception):
+    """An overlong prompt to process whole: planning starts again with a window that fits it."""
+
+    def __init__(self, window: int) -> None:
+        super().__init__(window)
+        self.window = window
+
+
 def _after_refusal(
     body: Mapping[str, Any], refusal: ApiError, switches: Switches
 ) -> dict[str, Any] | None:
     """The body to plan again instead of ``refusal``, None to keep it; or another refusal."""
     if (
-        refusal.param == "temperature"
+        refusal.param in _CLAMPED
         and refusal.code in _RANGE_CODES
-        and switches.error_envelope == "accept_temperature"
+        and switches.error_envelope == "accept_out_of_range"
     ):
-        return {**body, "temperature": min(max(float(body["temperature"]), 0.0), 2.0)}
+        low, high = _CLAMPED[refusal.param]
+        return {**body, refusal.param: min(max(float(body[refusal.param]), low), high)}
     if refusal.param in ("max_tokens", "max_completion_tokens") and refusal.code in _RANGE_CODES:
         if switches.invalid_value == "accept":
             return {name: value for name, value in body.items() if name != refusal.param}
@@ -1528,7 +1548,8 @@ def _fit_window(
     prompts: list[list[int]], body: Mapping[str, Any], api: Api, switches: Switches, window: int
 ) -> list[list[int]]:
     """The prompts, unless one is longer than the window: then the prompt_overflow switch
-    refuses the request, or cuts every prompt to its last tokens so the request fits."""
+    refuses the request, cuts every prompt to its last tokens so the request fits, or has
+    the request planned again with a window large enough (``_PastTheWindow``)."""
     longest = max(len(prompt) for prompt in prompts)
     mode = switches.prompt_overflow
     if longest <= window or mode == "reject":
@@ -1544,6 +1565,8 @@ def _fit_window(
         )
     requested = body.get("max_completion_tokens") or body.get("max_tokens")
     reserve = requested if isinstance(requested, int) and 0 < requested < window else 1
+    if mode == "exceed":
+        raise _PastTheWindow(longest + reserve)
     keep = window - reserve
     return [prompt[-keep:] for prompt in prompts]
 

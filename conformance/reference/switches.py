@@ -210,13 +210,13 @@ class Switches(BaseModel):
     argument, accepted and dropped, or answered with ``reasoning_content`` next to the text."""
 
     error_envelope: Literal[
-        "openai", "integer_code", "flat", "detail", "nonstandard", "accept_temperature"
+        "openai", "integer_code", "flat", "detail", "nonstandard", "accept_out_of_range"
     ] = "openai"
     """The body of a refused completion request: OpenAI's ``{"error": {message, type, param,
     code}}``, the same with the HTTP status as an integer ``code`` (vLLM), those fields flat at
     the top level beside ``"object": "error"``, FastAPI's ``{"detail": ...}``, or plain text.
-    accept_temperature: errors stay OpenAI's, but a temperature outside 0..2 is clamped into
-    that range instead of refused."""
+    accept_out_of_range: errors stay OpenAI's, but a temperature or presence_penalty outside
+    the range OpenAI documents is clamped into it instead of refused."""
 
     bad_key: Literal["unauthorized", "forbidden", "accept", "bad_request"] = "unauthorized"
     """A request presenting a wrong API key (when the server has one): 401 as OpenAI, 403, no
@@ -230,9 +230,12 @@ class Switches(BaseModel):
     """``max_tokens`` (or ``max_completion_tokens``) below 1: 400, 422, 500 (as a server whose
     validation error escapes as a crash), or accepted as if it had not been sent."""
 
-    prompt_overflow: Literal["reject", "reject_other", "truncate", "server_error"] = "reject"
+    prompt_overflow: Literal["reject", "reject_other", "truncate", "exceed", "server_error"] = (
+        "reject"
+    )
     """A prompt longer than the context window on its own: 400 ``context_length_exceeded``, a
-    400 with no code, the prompt silently cut to its last tokens so the request fits, or 500."""
+    400 with no code, the prompt silently cut to its last tokens so the request fits, the
+    whole prompt processed as if the window were larger, or 500."""
 
     usage_details: Literal["detailed", "basic", "inconsistent"] = "detailed"
     """The usage object: the three counts plus ``prompt_tokens_details`` and
