@@ -180,9 +180,11 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def served(request: pytest.FixtureRequest) -> Iterator[str]:
-    """`conformance serve` with the dialect the test names, on a free port."""
+def served(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """`conformance serve` with the dialect the test names, on a free port, with a key (as
+    the dialects' servers check keys: errors.bad_key) that the runs then present."""
     port = _free_port()
+    monkeypatch.setenv("REFERENCE_API_KEY", "served-reference-key")
     process = subprocess.Popen(
         [
             sys.executable,
@@ -193,6 +195,8 @@ def served(request: pytest.FixtureRequest) -> Iterator[str]:
             request.param,
             "--port",
             str(port),
+            "--api-key-env",
+            "REFERENCE_API_KEY",
         ],
         cwd=REPO,
         stdout=subprocess.DEVNULL,

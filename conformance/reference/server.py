@@ -51,7 +51,8 @@ class ServerConfig:
     echo_key: bool = False
     host: str = LOOPBACK
     port: int = 8000
-    #: The name ``/v1/models`` lists; requests may name any model.
+    #: The one model served: ``/v1/models`` lists it, and a request naming another gets what
+    #: the unknown_model switch says (by default a 404, as OpenAI answers).
     model: str = "toy"
 
 

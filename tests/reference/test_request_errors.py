@@ -138,7 +138,9 @@ def test_extensions_the_server_implements_are_not_unknown(
 _NAMES = st.from_regex(r"\Azz_[a-z_]{1,12}\Z")
 
 
-@settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(names=st.sets(_NAMES, min_size=1, max_size=3), api=st.sampled_from(APIS))
 def test_every_unknown_field_is_named_in_the_refusal(pool: Pool, names: set[str], api: str) -> None:
     error = _error(_post(pool(), api, _request(api, **dict.fromkeys(names, 1))))
