@@ -193,8 +193,11 @@ def test_both_limits_are_refused_by_default(pool: Pool) -> None:
 
 
 def test_max_completion_tokens_is_no_completions_option(pool: Pool) -> None:
-    # Not an OpenAI completions parameter: an unknown field, so the default of 16 applies.
-    assert _completion_tokens(_post(pool(), "completions", max_completion_tokens=5)) == 16
+    # Not an OpenAI completions parameter: an unknown field, refused as OpenAI refuses those
+    # (request.unknown_field); where unknown fields are dropped, the default of 16 applies.
+    assert _post(pool(), "completions", max_completion_tokens=5).status_code == 400
+    dropping = pool(unknown_field="ignore")
+    assert _completion_tokens(_post(dropping, "completions", max_completion_tokens=5)) == 16
 
 
 # --------------------------------------------------------------------------- defaults
