@@ -90,6 +90,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--server-version", default=None, help="stored in cassettes and results")
     run.add_argument(
+        "--concurrency",
+        default=None,
+        metavar="N",
+        help="live runs: cases probed at once (default: what the targets' max_concurrency "
+        "allows together, at most 64)",
+    )
+    run.add_argument(
         "--baseline",
         default=None,
         metavar="FILE",
@@ -200,7 +207,7 @@ def _run(options: argparse.Namespace, passthrough: list[str]) -> int:
     for name in ("target", "behavior"):
         for value in getattr(options, name):
             arguments += [f"--{name}", value]
-    for name in ("specs", "base_url", "server_version", "baseline"):
+    for name in ("specs", "base_url", "server_version", "baseline", "concurrency"):
         value = getattr(options, name)
         if value:
             arguments += [f"--{name.replace('_', '-')}", value]

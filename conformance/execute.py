@@ -7,11 +7,13 @@ and every key the run knows is scrubbed from it, and from the log, before anyone
 from __future__ import annotations
 
 import os
+import queue
 import secrets
 import shlex
+import threading
 import time
 import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,6 +74,9 @@ class Runner:
     base_urls: dict[str, str] = field(default_factory=dict)
     _credentials: dict[str, Credentials] = field(default_factory=dict)
     _servers: dict[str, Any] = field(default_factory=dict)
+    _slots: dict[str, threading.BoundedSemaphore] = field(default_factory=dict)
+    #: Cases may run on several threads (see Ahead): what the run learns is shared under it.
+    _lock: threading.RLock = field(default_factory=threading.RLock)
 
     def __post_init__(self) -> None:
         # Keys in the environment are scrubbed from every log line, from the start of the run.
@@ -81,7 +86,9 @@ class Runner:
     def secrets(self) -> list[str]:
         """Every key this run used or could see, for scrubbing what it writes."""
         found: set[str] = set()
-        for credentials in self._credentials.values():
+        with self._lock:
+            known = list(self._credentials.values())
+        for credentials in known:
             found.update(credentials.values())
         for target in self.catalog.targets.values():
             names = [target.api_key_env, *target.env_references()]
@@ -99,6 +106,10 @@ class Runner:
 
     def credentials_for(self, target: Target) -> Credentials:
         """The key, headers and query ``target``'s requests carry in this run's mode."""
+        with self._lock:
+            return self._credentials_for(target)
+
+    def _credentials_for(self, target: Target) -> Credentials:
         if target.name in self._credentials:
             return self._credentials[target.name]
         if self.settings.mode is Mode.REPLAY:
@@ -142,8 +153,19 @@ class Runner:
         except KeyError:  # a target made in code, with no file behind it
             return MissingKey(message)
 
+    def slots_for(self, target: Target) -> threading.BoundedSemaphore:
+        """The semaphore that keeps ``target``'s requests in flight within its max_concurrency."""
+        with self._lock:
+            if target.name not in self._slots:
+                self._slots[target.name] = threading.BoundedSemaphore(target.max_concurrency)
+            return self._slots[target.name]
+
     def base_url_for(self, target: Target) -> str:
         """Where to send ``target``'s requests: an override, a managed server, or its base_url."""
+        with self._lock:
+            return self._base_url_for(target)
+
+    def _base_url_for(self, target: Target) -> str:
         if target.name not in self.base_urls:
             if self.settings.base_url:
                 url = self.settings.base_url
@@ -263,6 +285,7 @@ class Runner:
             query=credentials.query,
             # A replayed 429 needs no waiting: the cassette holds what came after it.
             sleep=_no_wait if self.settings.mode is Mode.REPLAY else time.sleep,
+            slots=self.slots_for(case.target),
         )
         probe = registered()[case.behavior.probe]
         context = ProbeContext(endpoint, case.api, case.stream, case.behavior.params)
@@ -302,6 +325,59 @@ class Runner:
         judged = result(verdict, observation.summary, observation)
         judged.server_version = _server_version(metadata, self.settings.server_version, observation)
         return judged
+
+
+class Ahead:
+    """Cases probed ahead of pytest, several at a time, for live runs that wait on the network.
+
+    Worker threads take the cases in plan order and keep each result until its pytest item
+    asks for it (``result``), so pytest still reports one case at a time, in order. The
+    threads are daemons: an interrupted run does not wait for requests in flight. Each
+    target's ``max_concurrency`` still bounds its requests in flight. Recording never runs
+    ahead: vcrpy's cassettes patch the HTTP client for the whole process.
+    """
+
+    def __init__(self, runner: Runner, cases: Sequence[Case], workers: int) -> None:
+        self._runner = runner
+        self._pending: queue.SimpleQueue[Case | None] = queue.SimpleQueue()
+        self._done: dict[str, CaseResult] = {}
+        self._ready = threading.Condition()
+        self._scheduled = {case.name for case in cases}
+        for case in cases:
+            self._pending.put(case)
+        self._threads = [
+            threading.Thread(target=self._work, name=f"conformance-case-{n}", daemon=True)
+            for n in range(max(1, min(workers, len(cases))))
+        ]
+        for thread in self._threads:
+            self._pending.put(None)  # one stop marker per thread
+            thread.start()
+
+    def _work(self) -> None:
+        while (case := self._pending.get()) is not None:
+            result = self._runner.execute(case)
+            with self._ready:
+                self._done[case.name] = result
+                self._ready.notify_all()
+
+    def result(self, case: Case) -> CaseResult:
+        """``case``'s result, waiting for it; a case that was not scheduled runs here."""
+        if case.name not in self._scheduled:
+            return self._runner.execute(case)
+        with self._ready:
+            self._ready.wait_for(lambda: case.name in self._done)
+            return self._done.pop(case.name)
+
+
+def concurrency(mode: Mode, targets: Sequence[Target], asked: int | None) -> int:
+    """How many cases run at once: one when replaying or recording (processes, with -n,
+    are what spreads those); live, ``asked`` or else what the targets allow together,
+    at most 64."""
+    if mode is not Mode.LIVE:
+        return 1
+    if asked is not None:
+        return asked
+    return min(64, sum(target.max_concurrency for target in targets))
 
 
 class _Placeholders(Mapping[str, str]):

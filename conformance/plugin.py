@@ -15,7 +15,7 @@ import pytest
 
 if TYPE_CHECKING:
     from conformance.catalog import Catalog
-    from conformance.execute import Runner
+    from conformance.execute import Ahead, Runner
     from conformance.gate import Baseline, GateReport
     from conformance.plan import Case
     from conformance.results import CaseResult, Results
@@ -78,6 +78,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="the server's name and version, stored in cassettes and results",
     )
     group.addoption(
+        "--concurrency",
+        type=int,
+        default=None,
+        metavar="N",
+        help="live runs: cases probed at once (default: the selected targets' max_concurrency "
+        "together, at most 64); replays and recordings run one at a time per process",
+    )
+    group.addoption(
         "--baseline",
         default=None,
         metavar="FILE",
@@ -121,6 +129,12 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(
                 f"cannot write the results to {report_dir}: {exc.strerror or exc}"
             ) from None
+    asked = config.getoption("concurrency")
+    if asked is not None and (asked < 1 or config.getoption("mode") != "live"):
+        raise pytest.UsageError(
+            "--concurrency takes a number of at least 1, and only in live mode; replays and "
+            "recordings run one case at a time per process (spread them with -n)"
+        )
     base_url = config.getoption("base_url")
     targets = {case.target.name for case in cases}
     if base_url and len(targets) != 1:
@@ -179,7 +193,8 @@ def conformance_case(request: pytest.FixtureRequest) -> CaseResult:
     from conformance.verdict import Verdict  # noqa: PLC0415
 
     session = request.config.stash[SESSION]
-    result = session.runner.execute(request.node.stash[CASE])
+    case = request.node.stash[CASE]
+    result = session.ahead.result(case) if session.ahead else session.runner.execute(case)
     request.node.user_properties.append((USER_PROPERTY, result.model_dump_json()))
     if result.verdict is Verdict.SKIPPED:
         pytest.skip(result.summary)
@@ -207,6 +222,7 @@ class SuiteSession:
     collected: dict[str, CaseResult] = field(default_factory=dict)
     write_error: str | None = None
     gate: GateReport | None = None
+    ahead: Ahead | None = None
 
     def pytest_pycollect_makeitem(
         self, collector: pytest.Collector, name: str, obj: Any
@@ -222,6 +238,21 @@ class SuiteSession:
             item.stash[CASE] = case
             items.append(item)
         return items
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """In a live run, start probing the selected cases ahead, several at a time."""
+        from conformance.execute import Ahead, concurrency  # noqa: PLC0415
+
+        if hasattr(session.config, "workerinput"):
+            return  # under xdist each worker runs the items it is sent, one at a time
+        cases = [item.stash[CASE] for item in session.items if CASE in item.stash]
+        workers = concurrency(
+            self.runner.settings.mode,
+            [self.catalog.targets[name] for name in {case.target.name for case in cases}],
+            session.config.getoption("concurrency"),
+        )
+        if workers > 1 and len(cases) > 1:
+            self.ahead = Ahead(self.runner, cases, workers)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Keep each case's result; under xdist the reports reach the controller with them."""
@@ -277,6 +308,19 @@ class SuiteSession:
             f"{line or 'no cases'}; results in {self.report_dir / 'results.json'}, "
             f"report in {self.report_dir / 'index.html'}"
         )
+        from conformance.results import token_totals  # noqa: PLC0415
+
+        spent = token_totals(self.collected.values())
+        if any(tokens.total for tokens in spent.values()):
+            terminalreporter.write_line(
+                "tokens: "
+                + ", ".join(
+                    f"{name} {tokens.total:,} ({tokens.prompt:,} prompt + {tokens.completion:,} "
+                    "completion)"
+                    for name, tokens in spent.items()
+                    if tokens.total
+                )
+            )
         if self.gate is not None and self.collected:
             for number, text in enumerate(self.gate.lines()):
                 failed = self.gate.exit_code != 0

@@ -13,6 +13,7 @@ import os
 import platform
 import subprocess
 import tempfile
+from collections.abc import Iterable
 from importlib.metadata import version
 from pathlib import Path
 
@@ -136,6 +137,18 @@ class Results(_Result):
         for case in self.cases:
             counts[case.verdict.value] += 1
         return counts
+
+
+def token_totals(cases: Iterable[CaseResult]) -> dict[str, Tokens]:
+    """The tokens every target's cases used, as the targets' usage reported them."""
+    totals: dict[str, Tokens] = {}
+    for case in cases:
+        spent = totals.get(case.target, Tokens())
+        totals[case.target] = Tokens(
+            prompt=spent.prompt + case.tokens.prompt,
+            completion=spent.completion + case.tokens.completion,
+        )
+    return dict(sorted(totals.items()))
 
 
 def documented(catalog: Catalog) -> tuple[dict[str, BehaviorDoc], dict[str, ProfileDoc]]:

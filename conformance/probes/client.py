@@ -19,6 +19,7 @@ import json
 import math
 import re
 import ssl
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -150,6 +151,8 @@ class Endpoint:
     sleep: Callable[[float], None] = time.sleep
     #: An httpx transport in place of the network, for tests.
     transport: httpx2.BaseTransport | None = None
+    #: Held while a request is in flight: the target's share of a concurrent run.
+    slots: threading.Semaphore | None = None
     exchanges: list[Exchange] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -209,9 +212,10 @@ class Endpoint:
                 self._client.chat.completions if api is Api.CHAT else self._client.completions
             )
             try:
-                reply = self._call(
-                    api, resource, known, extra, stream=stream, label=label, headers=headers
-                )
+                with self.slots or contextlib.nullcontext():
+                    reply = self._call(
+                        api, resource, known, extra, stream=stream, label=label, headers=headers
+                    )
             except openai.APITimeoutError as exc:
                 self._record_failure(label, body, exc, retries, started)
                 raise ProbeError(

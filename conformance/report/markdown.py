@@ -74,14 +74,14 @@ def render(results: Results, *, gate: GateReport | None = None, report_dir: str 
             else ""
         ),
         "",
-        "| Target | Claims | Server | " + " | ".join(VERDICTS) + " |",
-        "|---|---|---|" + "--:|" * len(VERDICTS),
+        "| Target | Claims | Server | " + " | ".join(VERDICTS) + " | tokens |",
+        "|---|---|---|" + "--:|" * (len(VERDICTS) + 1),
     ]
     for target in report.recorded:
         counts = " | ".join(str(target.counts[v]) for v in VERDICTS)
         lines.append(
             f"| **{cell(target.name)}** | {cell(target.info.profile)} | "
-            f"{cell(target.info.server_version)} | {counts} |"
+            f"{cell(target.info.server_version)} | {counts} | {target.tokens.total:,} |"
         )
     lines.append("")
     if report.unrecorded:

@@ -18,7 +18,15 @@ from enum import StrEnum
 
 from conformance.compare import Comparison, compare
 from conformance.gate import GateReport, Kind
-from conformance.results import BehaviorDoc, CaseResult, ExpectationDoc, Results, TargetInfo
+from conformance.observation import Tokens
+from conformance.results import (
+    BehaviorDoc,
+    CaseResult,
+    ExpectationDoc,
+    Results,
+    TargetInfo,
+    token_totals,
+)
 from conformance.verdict import Verdict
 
 PAIR = ("openai", "fireworks")
@@ -171,6 +179,8 @@ class TargetColumn:
     record_command: str | None
     #: Fields outside the openai SDK's types seen in this target's replies, by SDK type.
     extensions: dict[str, list[str]] = field(default_factory=dict)
+    #: What this target's cases cost, as its usage reported it.
+    tokens: Tokens = field(default_factory=Tokens)
 
     @property
     def describe(self) -> str:
@@ -407,7 +417,16 @@ def build(
         recorded, status, note, command = _status(name, cases)
         targets.append(
             TargetColumn(
-                name, column, info, counts, recorded, status, note, command, _extensions(cases)
+                name,
+                column,
+                info,
+                counts,
+                recorded,
+                status,
+                note,
+                command,
+                _extensions(cases),
+                token_totals(cases).get(name, Tokens()),
             )
         )
 

@@ -242,6 +242,13 @@ class Target(_Spec):
         ge=0,
         description="The longest wait before a retry, whatever Retry-After asks for.",
     )
+    max_concurrency: int = Field(
+        default=4,
+        ge=1,
+        le=256,
+        description="The most requests in flight to this target at once (per process), "
+        "so that a concurrent live run keeps within its rate limits.",
+    )
     live_only: bool = Field(
         default=False, description="True where no cassettes are shipped: runs only with a key."
     )

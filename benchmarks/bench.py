@@ -1,0 +1,240 @@
+"""Measure the suite: replay speed, a live run under latency, tokens, and report building.
+
+Run with ``nox -s bench`` (or ``python benchmarks/bench.py`` from the repository root). It
+prints figures measured once, on this machine, as it is loaded right now: ratios from one
+run, not guarantees. Nothing here is a test; nothing fails on a slow figure.
+
+1. Replay: ``conformance run`` over every shipped cassette, against a bare pytest run of as
+   many trivial tests (the cost of pytest itself).
+2. Live under latency: the reference server answers every request after ``--latency``
+   seconds; the whole catalog runs live against it, and its wall time is set against the
+   critical path, the longest chain of sequential requests in any one case.
+3. Tokens: what each target's cases used, from the replayed results.
+4. Report: building index.html for 10 targets x 50 behaviors of synthetic results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+LIVE_TARGET = "reference-openai"
+
+
+def _timed(command: list[str], *, cwd: Path, env: dict[str, str] | None = None) -> float:
+    started = time.perf_counter()
+    subprocess.run(
+        command,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=False,
+    )
+    return time.perf_counter() - started
+
+
+def _cases(report_dir: Path) -> list[dict[str, object]]:
+    cases: list[dict[str, object]] = json.loads((report_dir / "results.json").read_text())["cases"]
+    return cases
+
+
+def replay(work: Path) -> list[dict[str, object]]:
+    """Time the full replay and a bare pytest run of as many trivial tests."""
+    reports = work / "replay"
+    command = [sys.executable, "-m", "conformance", "run", "--report-dir", str(reports)]
+    seconds = _timed(command, cwd=REPO)
+    cases = _cases(reports)
+    ran = [case for case in cases if case["verdict"] != "skipped"]
+
+    trivial = work / "test_trivial.py"
+    trivial.write_text(
+        "import pytest\n\n\n"
+        f"@pytest.mark.parametrize('n', range({len(cases)}))\n"
+        "def test_nothing(n):\n    pass\n"
+    )
+    bare = _timed(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(trivial)], cwd=work
+    )
+    parallel = _timed([*command, "--", "-n", "2"], cwd=REPO)
+    print("replay of every shipped cassette")
+    print(f"  cases:                      {len(cases)} ({len(ran)} replayed, the rest skipped)")
+    print(f"  conformance run:            {seconds:6.2f} s  ({1000 * seconds / len(cases):.1f} ms a case)")
+    print(f"  conformance run -- -n 2:    {parallel:6.2f} s")
+    print(f"  bare pytest, {len(cases)} trivial: {bare:6.2f} s")
+    print(f"  ratio to bare pytest:       {seconds / bare:6.2f}x (goal: at most 3x; 10 s in all)")
+    return cases
+
+
+def live(work: Path, latency: float) -> None:
+    """Run the catalog live against a reference server that waits ``latency`` per request."""
+    sys.path.insert(0, str(REPO))
+    from conformance.catalog import load  # noqa: PLC0415
+    from conformance.reference import dialect, server  # noqa: PLC0415
+    from conformance.reference.faults import FaultSpec  # noqa: PLC0415
+
+    catalog = load(REPO / "specs")
+    target = catalog.targets[LIVE_TARGET]
+    key = "bench-reference-key-0000"
+    config = server.ServerConfig(
+        switches=dialect.switches_for(catalog, target.profile),
+        context_window=min(target.window(api) for api in target.apis),
+        max_output_tokens=target.output_cap(target.apis[0]),
+        api_key=key,
+        faults=FaultSpec(kind="slow_first_byte", delay_s=latency),
+    )
+    reports = work / "live"
+    print(f"live run of {LIVE_TARGET} against the reference server, {latency * 1000:.0f} ms a request")
+    with server.start(config) as running:
+        base = [sys.executable, "-m", "conformance", "run", "--mode", "live"]
+        args = ["--target", LIVE_TARGET, "--base-url", running.base_url]
+        env = {"REFERENCE_API_KEY": key}
+        for concurrency in (1, None):
+            extra = ["--concurrency", str(concurrency)] if concurrency else []
+            seconds = _timed(
+                [*base, *args, *extra, "--report-dir", str(reports)], cwd=REPO, env=env
+            )
+            cases = _cases(reports)
+            chains = [len(case["evidence"]) for case in cases]  # type: ignore[arg-type]
+            critical = max(chains) * latency
+            label = f"--concurrency {concurrency}" if concurrency else "default concurrency"
+            print(
+                f"  {label:22} {seconds:6.2f} s for {len(cases)} cases, {sum(chains)} requests;"
+                f" critical path {max(chains)} requests = {critical:.2f} s;"
+                f" ratio {seconds / critical:.2f}x (goal: at most 1.5x)"
+            )
+
+
+def tokens(cases: list[dict[str, object]]) -> None:
+    """Tokens per target, as each target's usage reported them."""
+    totals: dict[str, list[int]] = {}
+    for case in cases:
+        spent = case["tokens"]
+        assert isinstance(spent, dict)
+        row = totals.setdefault(str(case["target"]), [0, 0])
+        row[0] += int(spent["prompt"])
+        row[1] += int(spent["completion"])
+    print("tokens per target (as usage reports them; a stream without usage counts none)")
+    for name, (prompt, completion) in sorted(totals.items()):
+        if prompt + completion:
+            print(f"  {name:20} {prompt + completion:7,} ({prompt:,} prompt + {completion:,} completion)")
+    print("  goal: at most 20,000 per target for the full catalog")
+
+
+def report_build() -> None:
+    """Build index.html for 10 targets x 50 behaviors of synthetic results."""
+    sys.path.insert(0, str(REPO))
+    from conformance.observation import Exchange, RequestRecord, ResponseRecord  # noqa: PLC0415
+    from conformance.report import html  # noqa: PLC0415
+    from conformance.results import (  # noqa: PLC0415
+        BehaviorDoc,
+        CaseResult,
+        ExpectationDoc,
+        OutcomeDoc,
+        ProfileDoc,
+        Provenance,
+        Results,
+        TargetInfo,
+    )
+    from conformance.verdict import Verdict  # noqa: PLC0415
+
+    now = dt.datetime.now(dt.UTC)
+    outcomes = {"yes": OutcomeDoc(meaning="it does"), "no": OutcomeDoc(meaning="it does not")}
+    behaviors = {
+        f"family{b % 8}.behavior{b}": BehaviorDoc(
+            title=f"Behavior {b}", family=f"family{b % 8}", description="", outcomes=outcomes
+        )
+        for b in range(50)
+    }
+    expectation = ExpectationDoc(
+        expected=["yes"], source="https://example.org/docs", read=now.date(), declared_in="openai"
+    )
+    profiles = {
+        name: ProfileDoc(
+            title=name,
+            description="",
+            extends=None,
+            expectations=dict.fromkeys(behaviors, expectation),
+        )
+        for name in ("openai", "fireworks")
+    }
+    exchange = Exchange(
+        label="probe",
+        request=RequestRecord(method="POST", url="http://127.0.0.1/v1/chat/completions", headers={}, body={"model": "m"}),
+        response=ResponseRecord(status=200, headers={}, body='{"choices": []}' * 20),
+    )
+    cases = [
+        CaseResult(
+            id=f"{behavior}[t{t}-{api}-{variant}]",
+            behavior=behavior,
+            target=f"t{t}",
+            api=api,
+            stream=variant == "stream",
+            profile="openai",
+            expected=["yes"],
+            observed="yes" if (t + n) % 3 else "no",
+            verdict=Verdict.PASS if (t + n) % 3 else Verdict.DEVIATION,
+            summary="what the probe saw",
+            evidence=[exchange, exchange],
+        )
+        for t in range(10)
+        for n, behavior in enumerate(behaviors)
+        for api in ("chat", "completions")
+        for variant in ("nostream", "stream")
+    ]
+    results = Results(
+        provenance=Provenance(
+            suite_version="bench",
+            git_revision=None,
+            specs_digest="",
+            openai_version="",
+            python_version=platform.python_version(),
+            mode="replay",
+            started_at=now,
+            finished_at=now,
+            complete=True,
+        ),
+        targets={f"t{t}": TargetInfo(title=f"t{t}", profile="openai", base_url="", models={}) for t in range(10)},
+        behaviors=behaviors,
+        profiles=profiles,
+        cases=cases,
+    )
+    html.render(results)  # templates compiled once, as in a run
+    started = time.perf_counter()
+    page = html.render(results)
+    seconds = time.perf_counter() - started
+    print("report build, 10 targets x 50 behaviors x 4 variants")
+    print(f"  {len(cases)} cases, {len(page) / 1e6:.1f} MB of HTML in {seconds:.2f} s (goal: at most 1 s)")
+
+
+def main() -> int:
+    """Print every figure."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--latency", type=float, default=0.2, help="seconds a live request waits")
+    parser.add_argument("--skip-live", action="store_true", help="leave out the live run")
+    options = parser.parse_args()
+    print(
+        f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M UTC} · {platform.machine()} · "
+        f"{os.cpu_count()} cores · Python {platform.python_version()}"
+    )
+    with tempfile.TemporaryDirectory(prefix="conformance-bench-") as temporary:
+        work = Path(temporary)
+        cases = replay(work)
+        if not options.skip_live:
+            live(work, options.latency)
+        tokens(cases)
+        report_build()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
