@@ -68,7 +68,9 @@ def replay(work: Path) -> list[dict[str, object]]:
     parallel = _timed([*command, "--", "-n", "2"], cwd=REPO)
     print("replay of every shipped cassette")
     print(f"  cases:                      {len(cases)} ({len(ran)} replayed, the rest skipped)")
-    print(f"  conformance run:            {seconds:6.2f} s  ({1000 * seconds / len(cases):.1f} ms a case)")
+    print(
+        f"  conformance run:            {seconds:6.2f} s  ({1000 * seconds / len(cases):.1f} ms a case)"
+    )
     print(f"  conformance run -- -n 2:    {parallel:6.2f} s")
     print(f"  bare pytest, {len(cases)} trivial: {bare:6.2f} s")
     print(f"  ratio to bare pytest:       {seconds / bare:6.2f}x (goal: at most 3x; 10 s in all)")
@@ -93,7 +95,9 @@ def live(work: Path, latency: float) -> None:
         faults=FaultSpec(kind="slow_first_byte", delay_s=latency),
     )
     reports = work / "live"
-    print(f"live run of {LIVE_TARGET} against the reference server, {latency * 1000:.0f} ms a request")
+    print(
+        f"live run of {LIVE_TARGET} against the reference server, {latency * 1000:.0f} ms a request"
+    )
     with server.start(config) as running:
         base = [sys.executable, "-m", "conformance", "run", "--mode", "live"]
         args = ["--target", LIVE_TARGET, "--base-url", running.base_url]
@@ -126,7 +130,9 @@ def tokens(cases: list[dict[str, object]]) -> None:
     print("tokens per target (as usage reports them; a stream without usage counts none)")
     for name, (prompt, completion) in sorted(totals.items()):
         if prompt + completion:
-            print(f"  {name:20} {prompt + completion:7,} ({prompt:,} prompt + {completion:,} completion)")
+            print(
+                f"  {name:20} {prompt + completion:7,} ({prompt:,} prompt + {completion:,} completion)"
+            )
     print("  goal: at most 20,000 per target for the full catalog")
 
 
@@ -169,7 +175,12 @@ def report_build() -> None:
     }
     exchange = Exchange(
         label="probe",
-        request=RequestRecord(method="POST", url="http://127.0.0.1/v1/chat/completions", headers={}, body={"model": "m"}),
+        request=RequestRecord(
+            method="POST",
+            url="http://127.0.0.1/v1/chat/completions",
+            headers={},
+            body={"model": "m"},
+        ),
         response=ResponseRecord(status=200, headers={}, body='{"choices": []}' * 20),
     )
     cases = [
@@ -203,7 +214,10 @@ def report_build() -> None:
             finished_at=now,
             complete=True,
         ),
-        targets={f"t{t}": TargetInfo(title=f"t{t}", profile="openai", base_url="", models={}) for t in range(10)},
+        targets={
+            f"t{t}": TargetInfo(title=f"t{t}", profile="openai", base_url="", models={})
+            for t in range(10)
+        },
         behaviors=behaviors,
         profiles=profiles,
         cases=cases,
@@ -213,7 +227,9 @@ def report_build() -> None:
     page = html.render(results)
     seconds = time.perf_counter() - started
     print("report build, 10 targets x 50 behaviors x 4 variants")
-    print(f"  {len(cases)} cases, {len(page) / 1e6:.1f} MB of HTML in {seconds:.2f} s (goal: at most 1 s)")
+    print(
+        f"  {len(cases)} cases, {len(page) / 1e6:.1f} MB of HTML in {seconds:.2f} s (goal: at most 1 s)"
+    )
 
 
 def main() -> int:

@@ -106,7 +106,9 @@ def cassette(
     if mode is Mode.RECORD:
         path.unlink(missing_ok=True)
         path.parent.mkdir(parents=True, exist_ok=True)
-    before_request, before_response = scrubbers(secrets)
+    # Only what is written needs scrubbing; a replay writes nothing, and matches on method,
+    # path and body alone, so it spares every request and response the filters.
+    before_request, before_response = scrubbers(secrets) if mode is Mode.RECORD else (None, None)
     recorder = vcr.VCR(
         record_mode="all" if mode is Mode.RECORD else "none",
         match_on=["method", "path", "json_body"],

@@ -12,7 +12,7 @@ import functools
 import types
 import typing
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from openai import BaseModel as SdkModel
 from openai.types import Completion, CompletionChoice
@@ -82,45 +82,38 @@ def undeclared(model: type[SdkModel], item: Any, path: str = "") -> set[str]:
     found: set[str] = set()
     for key, value in item.items():
         where = f"{path}.{key}" if path else key
-        if key not in fields:
+        declared = fields.get(key)
+        if declared is None:
             found.add(where)
-            continue
-        for inner, nested, nested_where in _models_in(fields[key], value, where):
-            found |= undeclared(inner, nested, nested_where)
+        elif isinstance(value, list):
+            for element in value:
+                found |= _descend(declared.item_models, element, f"{where}[]")
+        else:
+            found |= _descend(declared.models, value, where)
     return found
 
 
-def _models_in(annotation: Any, value: Any, where: str) -> list[tuple[type[SdkModel], Any, str]]:
-    """The (SDK model, value, path) triples to descend into for a field's ``value``."""
-    if isinstance(value, list):
-        inner = _list_item(annotation)
-        if inner is None:
-            return []
-        return [triple for element in value for triple in _models_in(inner, element, f"{where}[]")]
-    model = _best_model(_model_options(annotation), value)
-    return [(model, value, where)] if model is not None else []
+class _Declared(NamedTuple):
+    """What a declared field can hold that has fields of its own."""
+
+    models: tuple[type[SdkModel], ...]  # SDK models the value itself may be
+    item_models: tuple[type[SdkModel], ...]  # SDK models a list value's elements may be
 
 
-def _list_item(annotation: Any) -> Any:
-    for option in _flatten(annotation):
-        if typing.get_origin(option) is list:
-            return typing.get_args(option)[0]
-    return None
-
-
-def _model_options(annotation: Any) -> list[type[SdkModel]]:
-    return [
-        option
-        for option in _flatten(annotation)
-        if isinstance(option, type) and issubclass(option, SdkModel)
-    ]
-
-
-def _best_model(options: list[type[SdkModel]], value: Any) -> type[SdkModel] | None:
-    """Of a union's models, the one that declares most of ``value``'s keys."""
+def _descend(options: tuple[type[SdkModel], ...], value: Any, where: str) -> set[str]:
+    """``undeclared`` for ``value`` as the one of ``options`` that declares most of its keys."""
     if not options or not isinstance(value, dict):
-        return None
-    return max(options, key=lambda model: len(set(value) & set(_fields(model))))
+        return set()
+    best = max(options, key=lambda model: len(value.keys() & _fields(model).keys()))
+    return undeclared(best, value, where)
+
+
+def _models(annotations: list[Any]) -> tuple[type[SdkModel], ...]:
+    return tuple(
+        option
+        for option in annotations
+        if isinstance(option, type) and issubclass(option, SdkModel)
+    )
 
 
 def _flatten(annotation: Any) -> list[Any]:
@@ -134,9 +127,20 @@ def _flatten(annotation: Any) -> list[Any]:
 
 
 @functools.cache
-def _fields(model: type[SdkModel]) -> dict[str, Any]:
-    """The JSON keys ``model`` declares, with each one's annotation."""
-    return {(info.alias or name): info.annotation for name, info in model.model_fields.items()}
+def _fields(model: type[SdkModel]) -> dict[str, _Declared]:
+    """The JSON keys ``model`` declares, with the models each one's value may hold; worked
+    out once per model, as every chunk of every stream is walked with them."""
+    fields = {}
+    for name, info in model.model_fields.items():
+        members = _flatten(info.annotation)
+        items = [
+            member
+            for option in members
+            if typing.get_origin(option) is list
+            for member in _flatten(typing.get_args(option)[0])
+        ]
+        fields[info.alias or name] = _Declared(_models(members), _models(items))
+    return fields
 
 
 def _location(location: tuple[int | str, ...]) -> str:
