@@ -82,7 +82,9 @@ def test_columns_come_from_the_results_not_from_names() -> None:
     beta = next(t for t in report.unrecorded if t.name == "beta")
     assert beta.describe == "every case skipped (does not apply)"
     assert beta.record_command is None
-    assert [p.name for p in report.profiles] == ["openai", "fireworks", "fireworks-2026-11"]
+    # The compared pair first, then every other documented profile of the catalog by name.
+    others = sorted(set(made.profiles) - {"openai", "fireworks"})
+    assert [p.name for p in report.profiles] == ["openai", "fireworks", *others]
 
 
 def test_targets_agreeing_do_not_differ_and_disagreeing_do() -> None:
@@ -104,7 +106,9 @@ def test_the_pair_falls_back_when_a_profile_is_missing() -> None:
     made = results([case("acme")])
     del made.profiles["fireworks"]
     report = build(made)
-    assert report.pair == ("fireworks-2026-11", "openai")
+    # Without the wanted pair the report compares the first two profiles by name.
+    assert report.pair == tuple(sorted(made.profiles)[:2])
+    assert report.pair[0] == "fireworks-2026-11"
     assert report.short(Match.LEFT) == "Fireworks"
 
 
