@@ -105,6 +105,10 @@ def _filter_css(report: Report) -> str:
         rules.append(
             f"body:has(#show-t{target.column}:not(:checked)) .t{target.column} {{ display: none; }}"
         )
+    for profile in report.profiles:
+        rules.append(
+            f"body:has(#show-p-{profile.name}:not(:checked)) .p-{profile.name} {{ display: none; }}"
+        )
     return "\n".join(rules)
 
 

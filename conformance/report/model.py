@@ -196,6 +196,9 @@ class ProfileColumn:
     title: str
     extends: str | None
     side: Match | None  # LEFT or RIGHT for the pair, else None
+    #: Shown when the report opens: the pair, what targets claim, and later versions of the
+    #: pair's right-hand profile; the other documented profiles are one click away.
+    shown: bool = True
 
 
 @dataclass(frozen=True)
@@ -382,12 +385,15 @@ def build(
     profile_names = [name for name in pair if name in results.profiles] + sorted(
         name for name in results.profiles if name not in pair
     )
+    claimed = {info.profile for info in results.targets.values()}
+    claimed |= {case.profile for case in results.cases}
     profiles = [
         ProfileColumn(
             name,
             results.profiles[name].title,
             results.profiles[name].extends,
             Match.LEFT if name == pair[0] else Match.RIGHT if name == pair[1] else None,
+            shown=name in pair or name in claimed or results.profiles[name].extends == pair[1],
         )
         for name in profile_names
     ]

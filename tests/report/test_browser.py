@@ -62,6 +62,17 @@ window.addEventListener("load", function () {
       out.columnAfter = shown(d.querySelector("td" + column));
       box.checked = true;
     }
+    var hidden = d.querySelector(".filters input[id^=show-p-]:not(:checked)");
+    if (hidden) {
+      var profile = "th.pcol." + hidden.id.replace("show-", "");
+      out.profileToggled = hidden.id.replace("show-p-", "");
+      out.profileBefore = shown(d.querySelector(profile));
+      hidden.checked = true;
+      out.profileAfter = shown(d.querySelector(profile));
+      hidden.checked = false;
+    }
+    out.profilesShown = Array.from(d.querySelectorAll(".filters input[id^=show-p-]:checked"))
+      .map(function (box) { return box.id.replace("show-p-", ""); });
     d.getElementById("only-diff").checked = true;
     out.rowsDiffering = rows();
   } catch (e) { out.error = String(e); }
@@ -89,8 +100,13 @@ def test_matrix_and_diff_view_are_visible(chromium: str, replayed: Path) -> None
     assert measured["matrix"], "the matrix is not visible"
     assert measured["diff"], "the OpenAI-vs-Fireworks view is not visible"
     headers = measured["headers"]
+    # The pair and the claimed profiles show; the other documented ones are a click away.
+    assert {"openai", "fireworks", "fireworks-2026-11"} <= set(measured["profilesShown"])
     for profile in data.profiles:
-        assert profile in headers
+        assert (profile in headers) == (profile in measured["profilesShown"]), profile
+    assert measured["profileToggled"] not in measured["profilesShown"]
+    assert not measured["profileBefore"]
+    assert measured["profileAfter"]
     recorded = {c.target for c in data.cases if c.verdict is not Verdict.SKIPPED}
     for target in recorded:
         assert target in headers

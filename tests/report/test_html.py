@@ -257,3 +257,15 @@ def test_a_raised_caveat_is_shown_beside_the_outcomes_it_qualifies() -> None:
     assert f"<b>Caveat:</b> {shown}" in acme
     assert page.count(f"<b>Caveat:</b> {shown}") == 1  # not on the honoured case, nor on other
     assert page.count(f'title="{shown}">caveat</span>') == 1
+
+
+def test_documented_profiles_beyond_the_pair_and_the_claims_start_hidden() -> None:
+    text = report_html.render(results([case("acme", profile="openai")]))
+    shown = set(re.findall(r'id="show-p-([a-z0-9_-]+)" checked', text))
+    listed = set(re.findall(r'id="show-p-([a-z0-9_-]+)"', text))
+    assert shown == {"openai", "fireworks", "fireworks-2026-11"}
+    assert {"groq", "ollama", "vllm-docs"} <= listed - shown
+    # Each one's column and cells go with its box.
+    assert "body:has(#show-p-groq:not(:checked)) .p-groq { display: none; }" in text
+    assert 'class="pcol p-groq"' in text
+    assert 'class="pcell p-groq"' in text
