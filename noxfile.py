@@ -7,6 +7,7 @@ nox -s live -- --target openai      # needs OPENAI_API_KEY
 nox -s lint
 nox -s report -- reports/results.json --previous old/results.json
 nox -s peers -- llamacpp            # record a real peer (vllm, llamacpp, transformers, litellm, all)
+nox -s bench                        # benchmarks/bench.py
 """
 
 from __future__ import annotations
@@ -23,9 +24,14 @@ def _install(session: nox.Session, extras: str = "") -> None:
 
 @nox.session
 def conformance(session: nox.Session) -> None:
-    """Replay every shipped cassette and write reports/ (no keys, no network)."""
+    """Replay every shipped cassette and write reports/ (no keys, no network).
+
+    Without arguments the shipped baseline applies, so the session succeeds exactly when the
+    replay reproduces the recorded outcomes; any arguments replace it.
+    """
     _install(session)
-    session.run("conformance", "run", *session.posargs)
+    arguments = session.posargs or ["--baseline", "cassettes/baseline.yaml"]
+    session.run("conformance", "run", *arguments)
 
 
 @nox.session
@@ -75,3 +81,10 @@ def peers(session: nox.Session) -> None:
     _install(session, "[peers]")
     arguments = session.posargs or ["all"]
     session.run("python", "-m", "conformance.peers", "record", *arguments, success_codes=[0, 1])
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Print the benchmark's figures: replay speed, a live run under latency, tokens, report."""
+    _install(session)
+    session.run("python", "benchmarks/bench.py", *session.posargs)
