@@ -201,6 +201,13 @@ def _run(options: argparse.Namespace, passthrough: list[str]) -> int:
         f"--junitxml={report_dir / 'junit.xml'}",
         "-p",
         "no:cacheprovider",
+        # Plugins the suite does not use, whose hooks run for every one of its items.
+        "-p",
+        "no:asyncio",
+        "-p",
+        "no:anyio",
+        "-p",
+        "no:hypothesispytest",
         # The suite's one test asserts nothing; rewriting every plugin's asserts costs seconds.
         "--assert=plain",
         # Failures and errors in the short summary; skips and known deviations are in the

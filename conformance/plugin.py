@@ -7,6 +7,7 @@ installing the package does not change any other pytest run.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +25,9 @@ if TYPE_CHECKING:
 # runs keeps every other pytest run untouched, and lets pytest rewrite anyio's plugin.
 SUITE_FILE = Path(__file__).resolve().parent / "suite.py"
 MODES = ("replay", "record", "live")
-USER_PROPERTY = "conformance"
+#: The attribute of a test report that carries its case's result (as JSON, so that it
+#: survives xdist's serialization of reports from the workers to the controller).
+REPORT_ATTRIBUTE = "conformance_result"
 
 
 class CaseError(Exception):
@@ -33,6 +36,7 @@ class CaseError(Exception):
 
 SESSION = pytest.StashKey["SuiteSession"]()
 CASE = pytest.StashKey["Case"]()
+RESULT = pytest.StashKey["CaseResult"]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -195,7 +199,16 @@ def conformance_case(request: pytest.FixtureRequest) -> CaseResult:
     session = request.config.stash[SESSION]
     case = request.node.stash[CASE]
     result = session.ahead.result(case) if session.ahead else session.runner.execute(case)
-    request.node.user_properties.append((USER_PROPERTY, result.model_dump_json()))
+    request.node.stash[RESULT] = result
+    # A few plain facts for JUnit readers; the whole result travels on the report.
+    request.node.user_properties.extend(
+        [
+            ("behavior", result.behavior),
+            ("expected", " or ".join(result.expected) if result.expected else "unknown"),
+            ("observed", result.observed or ""),
+            ("verdict", result.verdict.value),
+        ]
+    )
     if result.verdict is Verdict.SKIPPED:
         pytest.skip(result.summary)
     known = gate.known_failure(session.baseline, result)
@@ -254,13 +267,24 @@ class SuiteSession:
         if workers > 1 and len(cases) > 1:
             self.ahead = Ahead(self.runner, cases, workers)
 
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        """Put the case's result on the report of the phase that produced it (the set-up)."""
+        report = yield
+        result = item.stash.get(RESULT, None)
+        if result is not None and call.when == "setup":
+            setattr(report, REPORT_ATTRIBUTE, result.model_dump_json())
+        return report
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Keep each case's result; under xdist the reports reach the controller with them."""
         from conformance.results import CaseResult  # noqa: PLC0415
 
-        for name, value in report.user_properties:
-            if name == USER_PROPERTY:
-                self.collected[report.nodeid] = CaseResult.model_validate_json(str(value))
+        carried = getattr(report, REPORT_ATTRIBUTE, None)
+        if carried is not None:
+            self.collected[report.nodeid] = CaseResult.model_validate_json(carried)
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
