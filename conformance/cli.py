@@ -201,9 +201,8 @@ def _run(options: argparse.Namespace, passthrough: list[str]) -> int:
         f"--junitxml={report_dir / 'junit.xml'}",
         "-p",
         "no:cacheprovider",
-        # Plugins the suite does not use, whose hooks run for every one of its items.
-        "-p",
-        "no:asyncio",
+        # Plugins the suite does not use, whose hooks run for every one of its items
+        # (pytest-asyncio stays: a project's own pytest settings may configure it).
         "-p",
         "no:anyio",
         "-p",
