@@ -72,9 +72,3 @@ def choices(reply: Reply) -> ChoiceSet:
         if choice.get("logprobs") is not None:
             view.logprobs.append(choice["logprobs"])
     return ChoiceSet(found, duplicated)
-
-
-def describe_refusal(reply: Reply) -> str:
-    """``status code`` of a refused reply, for summaries."""
-    code = reply.error.get("code") or reply.error.get("type") or ""
-    return f"{reply.status} {code}".rstrip()

@@ -106,6 +106,13 @@ class Reply:
         return error if isinstance(error, dict) else body
 
     @property
+    def refusal(self) -> str:
+        """How the server refused, for summaries: the status and the error's code (or type),
+        e.g. ``400 context_length_exceeded``; the status alone where the code only repeats it."""
+        code = str(self.error.get("code") or self.error.get("type") or "")
+        return f"{self.status} {code}" if code and code != str(self.status) else str(self.status)
+
+    @property
     def message(self) -> dict[str, Any]:
         """The first choice's chat message (non-streamed replies)."""
         choices = (self.body or {}).get("choices") or []

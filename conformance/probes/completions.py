@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from conformance.observation import Observation
-from conformance.probes.choices import ChoiceSet, choices, describe_refusal
+from conformance.probes.choices import ChoiceSet, choices
 from conformance.probes.registry import ProbeContext, probe
 
 
@@ -24,7 +24,7 @@ def echo_prompt(ctx: ProbeContext) -> Observation:
     control = ctx.require_ok(ctx.send("control", ctx.body()), "the control request")
     reply = ctx.send("with-echo", ctx.body(echo=True))
     if not reply.ok:
-        return ctx.observe("rejected", f"echo was refused with {describe_refusal(reply)}")
+        return ctx.observe("rejected", f"echo was refused with {reply.refusal}")
     outcome = classify_echo(prompt, control.text, reply.text)
     if outcome is None:
         raise ctx.fail(
@@ -65,9 +65,7 @@ def prompt_list(ctx: ProbeContext) -> Observation:
         )
     reply = ctx.send("prompt-list", ctx.body(prompt=list(prompts)))
     if not reply.ok:
-        return ctx.observe(
-            "rejected", f"a list of prompts was refused with {describe_refusal(reply)}"
-        )
+        return ctx.observe("rejected", f"a list of prompts was refused with {reply.refusal}")
     found = choices(reply)
     outcome = classify_prompt_list(found, (first, second))
     if outcome is None:
@@ -102,7 +100,7 @@ def suffix_effect(ctx: ProbeContext) -> Observation:
         raise ctx.fail("control: two identical requests gave different texts; cannot judge")
     reply = ctx.send("with-suffix", ctx.body(suffix=suffix))
     if not reply.ok:
-        return ctx.observe("rejected", f"suffix was refused with {describe_refusal(reply)}")
+        return ctx.observe("rejected", f"suffix was refused with {reply.refusal}")
     outcome = classify_suffix(suffix, control.text, reply.text)
     summary = {
         "appended": f"the text ends with the suffix itself: {reply.text!r}",

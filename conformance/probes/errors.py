@@ -7,15 +7,8 @@ from typing import Any
 
 from conformance import redaction
 from conformance.observation import Observation
-from conformance.probes.client import Reply
 from conformance.probes.registry import ProbeContext, probe
 from conformance.spec import Api
-
-
-def refusal(reply: Reply) -> str:
-    """A refused reply in a few words: its status and error code (or type), for summaries."""
-    code = reply.error.get("code") or reply.error.get("type") or ""
-    return f"{reply.status} {code}".rstrip()
 
 
 def envelope_shape(body: dict[str, Any] | None) -> tuple[str, str]:
@@ -83,7 +76,7 @@ def bad_key(ctx: ProbeContext) -> Observation:
     if reply.ok:
         return ctx.observe("accepted", f"a wrong key was accepted ({reply.status})")
     outcome = {401: "unauthorized", 403: "forbidden"}.get(reply.status, "other_status")
-    return ctx.observe(outcome, f"a wrong key was refused with {refusal(reply)}")
+    return ctx.observe(outcome, f"a wrong key was refused with {reply.refusal}")
 
 
 @probe("unknown_model", outcomes={"not_found", "bad_request", "accepted", "other_status"})
@@ -95,7 +88,7 @@ def unknown_model(ctx: ProbeContext) -> Observation:
         answered = (reply.body or {}).get("model") if reply.stream is None else None
         return ctx.observe("accepted", f"model {name!r} was answered (reply names {answered!r})")
     outcome = {404: "not_found", 400: "bad_request"}.get(reply.status, "other_status")
-    return ctx.observe(outcome, f"model {name!r} was refused with {refusal(reply)}")
+    return ctx.observe(outcome, f"model {name!r} was refused with {reply.refusal}")
 
 
 @probe("invalid_value", outcomes={"bad_request", "unprocessable", "server_error", "accepted"})
@@ -105,7 +98,7 @@ def invalid_value(ctx: ProbeContext) -> Observation:
     reply = ctx.send("invalid-value", ctx.body(**invalid), server_errors=True)
     if reply.ok:
         return ctx.observe("accepted", f"{invalid} was accepted ({reply.status})")
-    summary = f"{invalid} was refused with {refusal(reply)}"
+    summary = f"{invalid} was refused with {reply.refusal}"
     if reply.status >= 500:
         return ctx.observe("server_error", summary)
     outcome = {400: "bad_request", 422: "unprocessable"}.get(reply.status)
@@ -161,7 +154,7 @@ def prompt_overflow(ctx: ProbeContext) -> Observation:
     if not reply.ok:
         code = reply.error.get("code")
         outcome = "context_length_exceeded" if code == "context_length_exceeded" else "other_error"
-        return ctx.observe(outcome, f"{about}: refused with {refusal(reply)}")
+        return ctx.observe(outcome, f"{about}: refused with {reply.refusal}")
     counted = (reply.usage or {}).get("prompt_tokens")
     if not isinstance(counted, int):
         raise ctx.fail(f"{about}: accepted, with no usage.prompt_tokens to tell whether it was cut")

@@ -100,11 +100,6 @@ def _int_or_none(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _refusal(reply: Reply) -> str:
-    code = str(reply.error.get("code") or reply.error.get("type") or "")
-    return f"{reply.status} {code}" if code and code != str(reply.status) else str(reply.status)
-
-
 # --------------------------------------------------------------------------- stop lists
 
 
@@ -160,9 +155,7 @@ def stop_list_limit(ctx: ProbeContext) -> Observation:
     others = decoys(baseline.text, count - 1)
     reply = ctx.send("long-list", ctx.body(stop=[*others, cut.word]))
     if not reply.ok:
-        return ctx.observe(
-            "rejected", f"{count} stop sequences were refused with {_refusal(reply)}"
-        )
+        return ctx.observe("rejected", f"{count} stop sequences were refused with {reply.refusal}")
     if cut.applied(reply.text):
         return ctx.observe("applied", f"sequence {count} of {count}, {cut.word!r}, ended the text")
     if not reply.text.startswith(cut.through):
@@ -286,7 +279,7 @@ def max_tokens_limit(ctx: ProbeContext) -> Observation:
     body = ctx.body()
     reply = ctx.send("limited", body)
     if not reply.ok:
-        return ctx.observe("rejected", f"max_tokens={limit} was refused with {_refusal(reply)}")
+        return ctx.observe("rejected", f"max_tokens={limit} was refused with {reply.refusal}")
     count = counted(ctx, reply, body)
     if count.over(limit):
         return ctx.observe("exceeded", f"max_tokens={limit}: {count.describe()}")
@@ -306,13 +299,13 @@ def completion_limit(ctx: ProbeContext) -> Observation:
     small, large = (int(value) for value in ctx.params["values"])
     first = _send_limited(ctx, f"{option}-{small}", {option: small})
     if isinstance(first, Reply):
-        return ctx.observe("rejected", f"{option}={small} was refused with {_refusal(first)}")
+        return ctx.observe("rejected", f"{option}={small} was refused with {first.refusal}")
     if first.over(small):
         return ctx.observe("ignored", f"{option}={small}: {first.describe()}")
     first.require_exact(ctx)
     second = _send_limited(ctx, f"{option}-{large}", {option: large})
     if isinstance(second, Reply):
-        raise ctx.fail(f"{option}={large} was refused ({_refusal(second)}) but {small} was not")
+        raise ctx.fail(f"{option}={large} was refused ({second.refusal}) but {small} was not")
     second.require_exact(ctx)
     summary = f"{option}={small}: {first.describe()}; {option}={large}: {second.describe()}"
     if first.completion_tokens < second.completion_tokens <= large:
@@ -348,11 +341,11 @@ def both_limits(ctx: ProbeContext) -> Observation:
         )
         if isinstance(result, Reply):
             if followed:
-                raise ctx.fail(f"{label} was refused ({_refusal(result)}) but the first was not")
+                raise ctx.fail(f"{label} was refused ({result.refusal}) but the first was not")
             return ctx.observe(
                 "rejected",
                 f"max_tokens={max_tokens} with max_completion_tokens={completion} was refused "
-                f"with {_refusal(result)}",
+                f"with {result.refusal}",
             )
         details.append(
             f"max_tokens={max_tokens}, max_completion_tokens={completion}: {result.describe()}"
@@ -444,7 +437,7 @@ def output_cap(ctx: ProbeContext) -> Observation:
     result = _send_limited(ctx, "above-cap", {"max_tokens": requested})
     if isinstance(result, Reply):
         return ctx.observe(
-            "rejected", f"max_tokens={requested} above the cap of {cap}: {_refusal(result)}"
+            "rejected", f"max_tokens={requested} above the cap of {cap}: {result.refusal}"
         )
     summary = f"max_tokens={requested} above the cap of {cap}: {result.describe()}"
     if result.over(cap):

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from conformance.observation import Check, Observation
-from conformance.probes.choices import ChoiceView, choices, describe_refusal
+from conformance.probes.choices import ChoiceView, choices
 from conformance.probes.registry import ProbeContext, probe
 
 #: Problems named in a summary; the rest are counted.
@@ -165,7 +165,7 @@ def chat_logprobs(ctx: ProbeContext) -> Observation:
     top = int(ctx.params["top_logprobs"])
     reply = ctx.send("with-logprobs", ctx.body(logprobs=True, top_logprobs=top))
     if not reply.ok:
-        return ctx.observe("rejected", f"logprobs was refused with {describe_refusal(reply)}")
+        return ctx.observe("rejected", f"logprobs was refused with {reply.refusal}")
     choice = _first_choice(ctx, choices(reply).by_index)
     if not choice.logprobs:
         return ctx.observe("ignored", "accepted, but the choice carries no logprobs")
@@ -201,7 +201,7 @@ def top_logprobs_limit(ctx: ProbeContext) -> Observation:
             so_far = f"; accepted {accepted}" if accepted else ""
             return ctx.observe(
                 str(step["refused"]),
-                f"top_logprobs={value} was refused with {describe_refusal(reply)}{so_far}",
+                f"top_logprobs={value} was refused with {reply.refusal}{so_far}",
                 checks,
             )
         accepted.append(value)
@@ -228,7 +228,7 @@ def completion_logprobs(ctx: ProbeContext) -> Observation:
     top = int(ctx.params["logprobs"])
     reply = ctx.send("with-logprobs", ctx.body(logprobs=top))
     if not reply.ok:
-        return ctx.observe("rejected", f"logprobs={top} was refused with {describe_refusal(reply)}")
+        return ctx.observe("rejected", f"logprobs={top} was refused with {reply.refusal}")
     choice = _first_choice(ctx, choices(reply).by_index)
     if not choice.logprobs:
         return ctx.observe("ignored", "accepted, but the choice carries no logprobs")

@@ -20,8 +20,7 @@ def message_accepted(ctx: ProbeContext) -> Observation:
     reply = ctx.send(label, ctx.body(messages=list(ctx.params["messages"])), server_errors=True)
     if reply.ok:
         return ctx.observe("accepted", f"{label}: accepted; finish_reason {reply.finish_reason!r}")
-    code = reply.error.get("code") or reply.error.get("type") or ""
     param = reply.error.get("param")
     where = f" (param {param!r})" if param else ""
     outcome = "server_error" if reply.status >= 500 else "rejected"
-    return ctx.observe(outcome, f"{label}: refused with {reply.status} {code}".rstrip() + where)
+    return ctx.observe(outcome, f"{label}: refused with {reply.refusal}{where}")

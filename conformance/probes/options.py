@@ -28,10 +28,7 @@ def option_effect(ctx: ProbeContext) -> Observation:
     for value in ctx.params["values"]:
         reply = ctx.send(f"with-{option}", ctx.body(**{option: value}))
         if not reply.ok:
-            code = reply.error.get("code") or reply.error.get("type") or ""
-            return ctx.observe(
-                "rejected", f"{option}={value!r} was refused with {reply.status} {code}".rstrip()
-            )
+            return ctx.observe("rejected", f"{option}={value!r} was refused with {reply.refusal}")
         measured = _measure(ctx, reply, effect)
         if measured != baseline:
             return ctx.observe(
@@ -58,8 +55,7 @@ def forced_function(ctx: ProbeContext) -> Observation:
     name = function["name"]
     reply = ctx.send("forced-call", ctx.body(functions=[function], function_call={"name": name}))
     if not reply.ok:
-        code = reply.error.get("code") or reply.error.get("type") or ""
-        return ctx.observe("rejected", f"functions was refused with {reply.status} {code}".rstrip())
+        return ctx.observe("rejected", f"functions was refused with {reply.refusal}")
     called = _called(reply)
     if name in called.get("function_call", set()):
         return ctx.observe("honoured", f"message.function_call names {name!r}")

@@ -54,8 +54,7 @@ def _has_text(choice: dict[str, object]) -> bool:
 
 def _fit(reply: Reply, prompt_tokens: int, window: int) -> Fit:
     if not reply.ok:
-        code = reply.error.get("code") or reply.error.get("type")
-        return Fit("refused", f"{reply.status} {code or ''}".rstrip())
+        return Fit("refused", reply.refusal)
     completion, counted_by = completion_tokens(reply)
     total = prompt_tokens + completion
     detail = (

@@ -65,10 +65,7 @@ class ProbeContext:
     def require_ok(self, reply: Reply, why: str) -> Reply:
         """A reply that must be a 2xx for the probe to go on; a refusal here is no observation."""
         if not reply.ok:
-            code = reply.error.get("code") or reply.error.get("type") or ""
-            raise self.fail(
-                f"{reply.exchange.label}: {why} was refused with {reply.status} {code}".rstrip()
-            )
+            raise self.fail(f"{reply.exchange.label}: {why} was refused with {reply.refusal}")
         return reply
 
     def fail(self, reason: str) -> ProbeError:

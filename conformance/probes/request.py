@@ -7,7 +7,6 @@ from typing import Any
 
 from conformance.observation import Observation
 from conformance.probes.client import Reply
-from conformance.probes.errors import refusal
 from conformance.probes.registry import ProbeContext, probe
 
 
@@ -18,7 +17,7 @@ def unknown_field(ctx: ProbeContext) -> Observation:
     reply = ctx.send("unknown-field", ctx.body(**{field: value}))
     if reply.ok:
         return ctx.observe("ignored", f"{field}={value!r} was accepted ({reply.status})")
-    return ctx.observe("rejected", f"{field}={value!r} was refused with {refusal(reply)}")
+    return ctx.observe("rejected", f"{field}={value!r} was refused with {reply.refusal}")
 
 
 def _holders(reply: Reply) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -61,7 +60,7 @@ def reasoning_effort(ctx: ProbeContext) -> Observation:
     reply = ctx.send("reasoning-effort", ctx.body(reasoning_effort=value))
     if not reply.ok:
         return ctx.observe(
-            "rejected", f"reasoning_effort={value!r} was refused with {refusal(reply)}"
+            "rejected", f"reasoning_effort={value!r} was refused with {reply.refusal}"
         )
     found = reasoning_found(reply, ctx.params["fields"])
     if found:

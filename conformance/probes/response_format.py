@@ -220,9 +220,8 @@ def _short(value: Any) -> str:
 
 
 def _refused(ctx: ProbeContext, reply: Reply, what: str) -> Observation:
-    code = reply.error.get("code") or reply.error.get("type") or ""
     outcome = "server_error" if reply.status >= 500 else "rejected"
-    return ctx.observe(outcome, f"{what} was refused with {reply.status} {code}".rstrip())
+    return ctx.observe(outcome, f"{what} was refused with {reply.refusal}")
 
 
 def _excerpt(reply: Reply) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from conformance.observation import Observation
-from conformance.probes.choices import ChoiceSet, choices, describe_refusal
+from conformance.probes.choices import ChoiceSet, choices
 from conformance.probes.registry import ProbeContext, probe
 
 
@@ -31,7 +31,7 @@ def choice_count(ctx: ProbeContext) -> Observation:
     n = int(ctx.params["n"])
     reply = ctx.send(f"n-{n}", ctx.body(n=n, temperature=float(ctx.params["temperature"])))
     if not reply.ok:
-        return ctx.observe("rejected", f"n={n} was refused with {describe_refusal(reply)}")
+        return ctx.observe("rejected", f"n={n} was refused with {reply.refusal}")
     found = choices(reply)
     reasons = {index: found.by_index[index].finish_reason for index in found.indexes}
     outcome = classify_choice_count(found, n)
@@ -64,7 +64,7 @@ def seed_determinism(ctx: ProbeContext) -> Observation:
     seed, other = (int(value) for value in ctx.params["seeds"])
     first = ctx.send("seed", ctx.body(temperature=temperature, seed=seed))
     if not first.ok:
-        return ctx.observe("rejected", f"seed {seed} was refused with {describe_refusal(first)}")
+        return ctx.observe("rejected", f"seed {seed} was refused with {first.refusal}")
     again = ctx.require_ok(
         ctx.send("same-seed", ctx.body(temperature=temperature, seed=seed)), "the same seed again"
     )
@@ -91,7 +91,5 @@ def temperature_range(ctx: ProbeContext) -> Observation:
     ctx.require_ok(ctx.send("control", ctx.body()), "the control request (temperature 0)")
     reply = ctx.send(f"temperature-{value:g}", ctx.body(temperature=value))
     if not reply.ok:
-        return ctx.observe(
-            "rejected", f"temperature {value:g} was refused with {describe_refusal(reply)}"
-        )
+        return ctx.observe("rejected", f"temperature {value:g} was refused with {reply.refusal}")
     return ctx.observe("accepted", f"temperature {value:g} was accepted ({len(reply.text)} chars)")

@@ -25,10 +25,9 @@ def stream_options_unstreamed(ctx: ProbeContext) -> Observation:
             passed=named,
             detail=f"param {error.get('param')!r}: {str(error.get('message'))[:160]}",
         )
-        code = error.get("code") or error.get("type") or ""
         return ctx.observe(
             "rejected",
-            f"stream_options without stream was refused with {reply.status} {code}".rstrip(),
+            f"stream_options without stream was refused with {reply.refusal}",
             checks=[check],
         )
     same = reply.text == control.text

@@ -101,11 +101,6 @@ def _named_choice(name: str) -> dict[str, Any]:
     return {"type": "function", "function": {"name": name}}
 
 
-def _refusal(reply: Reply) -> str:
-    code = reply.error.get("code") or reply.error.get("type") or ""
-    return f"{reply.status} {code}".rstrip()
-
-
 def _summary(reply: Reply, calls: list[ToolCall]) -> str:
     return f"{len(calls)} call(s): {_names(calls)}; finish_reason {reply.finish_reason!r}"
 
@@ -115,7 +110,7 @@ def tool_choice_required(ctx: ProbeContext) -> Observation:
     """tool_choice "required": the reply must call a tool."""
     reply = ctx.send("required", ctx.body(tools=_tools(ctx), tool_choice="required"))
     if not reply.ok:
-        return ctx.observe("rejected", f'tool_choice "required" was refused with {_refusal(reply)}')
+        return ctx.observe("rejected", f'tool_choice "required" was refused with {reply.refusal}')
     calls = tool_calls(reply)
     if calls:
         return ctx.observe("honoured", _summary(reply, calls))
@@ -128,7 +123,7 @@ def tool_choice_named(ctx: ProbeContext) -> Observation:
     name = str(ctx.params["call"])
     reply = ctx.send("named", ctx.body(tools=_tools(ctx), tool_choice=_named_choice(name)))
     if not reply.ok:
-        return ctx.observe("rejected", f"tool_choice {name!r} was refused with {_refusal(reply)}")
+        return ctx.observe("rejected", f"tool_choice {name!r} was refused with {reply.refusal}")
     calls = tool_calls(reply)
     if not calls:
         return ctx.observe("ignored", f"no tool call; finish_reason {reply.finish_reason!r}")
@@ -142,7 +137,7 @@ def tool_choice_none(ctx: ProbeContext) -> Observation:
     """tool_choice "none" with tools given: the reply must be a message, not a call."""
     reply = ctx.send("none", ctx.body(tools=_tools(ctx), tool_choice="none"))
     if not reply.ok:
-        return ctx.observe("rejected", f'tool_choice "none" was refused with {_refusal(reply)}')
+        return ctx.observe("rejected", f'tool_choice "none" was refused with {reply.refusal}')
     calls = tool_calls(reply)
     if calls:
         return ctx.observe("ignored", _summary(reply, calls))
@@ -163,12 +158,12 @@ def parallel_tool_calls(ctx: ProbeContext) -> Observation:
         control = ctx.send("without-option", ctx.body(tools=_tools(ctx), tool_choice="required"))
         if not control.ok:
             raise ctx.not_applicable(
-                f'tool_choice "required" is refused ({_refusal(control)}) with or without '
+                f'tool_choice "required" is refused ({control.refusal}) with or without '
                 "parallel_tool_calls, so the option cannot show"
             )
         return ctx.observe(
             "rejected",
-            f"parallel_tool_calls false was refused with {_refusal(reply)}; the request "
+            f"parallel_tool_calls false was refused with {reply.refusal}; the request "
             "without it was accepted",
         )
     calls = tool_calls(reply)
@@ -193,7 +188,7 @@ def tool_arguments(ctx: ProbeContext) -> Observation:
     reply = ctx.send("forced-call", ctx.body(tools=_tools(ctx), tool_choice=_named_choice(name)))
     if not reply.ok:
         raise ctx.not_applicable(
-            f"the forced call was refused with {_refusal(reply)}: no arguments to look at"
+            f"the forced call was refused with {reply.refusal}: no arguments to look at"
         )
     calls = tool_calls(reply)
     if not calls:
