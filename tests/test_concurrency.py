@@ -19,8 +19,9 @@ from conformance.recording import Mode
 from conformance.reference import server
 from conformance.spec import Api
 from conformance.verdict import Verdict
+from tests._cli import conformance
 from tests.conftest import SPECS
-from tests.test_plugin import _results, conformance
+from tests.test_plugin import _results
 
 CATALOG = load(SPECS)
 REFERENCE = CATALOG.targets["reference-openai"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -14,25 +13,11 @@ from pathlib import Path
 import pytest
 
 from conformance.catalog import load
+from tests._cli import conformance
 from tests.conftest import REPO, SPECS
 
 CANARY = "canary-key-3f9d2a7c1b8e4d6f"
 CATALOG = load(SPECS)
-
-
-def conformance(
-    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300
-) -> subprocess.CompletedProcess[str]:
-    """Run the `conformance` command as a user would."""
-    return subprocess.run(
-        [sys.executable, "-m", "conformance", *args],
-        cwd=cwd,
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def _results(report_dir: Path) -> dict[str, dict[str, object]]:

@@ -7,8 +7,8 @@ import re
 from pathlib import Path
 
 from conformance import gate
+from tests._cli import conformance
 from tests.conftest import REPO
-from tests.test_plugin import conformance
 
 BASELINE = REPO / "cassettes" / "baseline.yaml"
 #: What a key looks like (the before-stop check of the project uses the same patterns).

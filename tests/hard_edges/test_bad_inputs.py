@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conformance.cli import main
-from tests.hard_edges._cli import conformance, replace_in
+from tests._cli import conformance, replace_in
 from tests.spec.test_loader import BAD_SPECS
 
 EXIT_USAGE = 4

@@ -20,7 +20,7 @@ import pytest
 from conformance.redaction import REDACTED
 from conformance.reference.faults import FaultSpec
 from conformance.reference.server import RunningServer, ServerConfig, start, stop_all
-from tests.hard_edges._cli import conformance
+from tests._cli import conformance
 
 CANARY = "sk-canary-7c1e9b4f2a6d8035e1"  # LiteLLM master keys start with sk-
 VARIABLE = "CANARY_KEY"

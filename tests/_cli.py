@@ -9,7 +9,7 @@ from pathlib import Path
 
 
 def conformance(
-    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
     """``python -m conformance ARGS`` in ``cwd``; output captured as text."""
     return subprocess.run(
