@@ -1,8 +1,8 @@
 """How the reference server shapes and frames a stream: the stream family's switches.
 
-``app.render_chunks`` builds the chunks OpenAI sends; the functions here then change what the
-``stream_*`` switches change (how text is split into deltas, where the role goes, whether keys
-without a value are sent) and write the chunks as server-sent events.
+``rendering.render_chunks`` builds the chunks OpenAI sends; the functions here then change
+what the ``stream_*`` switches change (how text is split into deltas, where the role goes,
+whether keys without a value are sent) and write the chunks as server-sent events.
 """
 
 from __future__ import annotations

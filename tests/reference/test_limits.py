@@ -14,9 +14,10 @@ from hypothesis import strategies as st
 
 from conformance.catalog import load
 from conformance.reference import model
-from conformance.reference.app import Api, ApiError, plan
+from conformance.reference.planning import plan
 from conformance.reference.server import RunningServer, ServerConfig, start, stop_all
 from conformance.reference.switches import Switches
+from conformance.reference.validation import Api, ApiError
 from tests.conftest import SPECS
 
 KEY = "limits-test-key"

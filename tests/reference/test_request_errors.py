@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conformance.reference import model
-from conformance.reference.app import DOCUMENTED_FIELDS, REASONING_TEXT
+from conformance.reference.planning import DOCUMENTED_FIELDS
+from conformance.reference.rendering import REASONING_TEXT
 from conformance.reference.server import RunningServer, ServerConfig, start, stop_all
 from conformance.reference.switches import Switches
 
