@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx2
@@ -14,8 +14,8 @@ from openai.types.chat.completion_create_params import Function
 
 from conformance import __version__
 from conformance.reference import model
-from conformance.reference.server import RunningServer, ServerConfig, start, stop_all
-from conformance.reference.switches import Switches
+from conformance.reference.server import RunningServer, ServerConfig, start
+from tests.reference._pool import Pool, server_pool
 
 KEY = "test-key"
 WINDOW = 256
@@ -25,27 +25,11 @@ SDK_MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": PR
 APIS = ["chat", "completions"]
 
 
-Pool = Callable[..., RunningServer]
-
-
 @pytest.fixture(scope="module")
 def pool() -> Iterator[Pool]:
-    """Servers by switch settings (the rest OpenAI's defaults), started once per module.
-
-    Starting is fast but uvicorn's shutdown takes ~0.2 s, so servers are shared and all
-    stopped together at the end.
-    """
-    running: dict[frozenset[tuple[str, str]], RunningServer] = {}
-
-    def get(**switches: str) -> RunningServer:
-        key = frozenset(switches.items())
-        if key not in running:
-            config = ServerConfig(switches=Switches().with_settings(switches), api_key=KEY)
-            running[key] = start(config)
-        return running[key]
-
-    yield get
-    stop_all(running.values())
+    """Servers by switch settings, started once per module."""
+    with server_pool(api_key=KEY) as get:
+        yield get
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx2
@@ -14,31 +14,19 @@ from hypothesis import strategies as st
 from conformance.reference import model
 from conformance.reference.planning import DOCUMENTED_FIELDS
 from conformance.reference.rendering import REASONING_TEXT
-from conformance.reference.server import RunningServer, ServerConfig, start, stop_all
-from conformance.reference.switches import Switches
+from conformance.reference.server import RunningServer
+from tests.reference._pool import Pool, server_pool
 
 KEY = "request-errors-test-key"
 WINDOW = 64
 APIS = ["chat", "completions"]
 
-Pool = Callable[..., RunningServer]
-
 
 @pytest.fixture(scope="module")
 def pool() -> Iterator[Pool]:
-    """Servers by switch settings (the rest OpenAI's defaults), started once per module."""
-    running: dict[frozenset[tuple[str, str]], RunningServer] = {}
-
-    def get(**switches: str) -> RunningServer:
-        key = frozenset(switches.items())
-        if key not in running:
-            switched = Switches().with_settings(switches)
-            config = ServerConfig(switches=switched, api_key=KEY, context_window=WINDOW)
-            running[key] = start(config)
-        return running[key]
-
-    yield get
-    stop_all(running.values())
+    """Servers by switch settings, started once per module."""
+    with server_pool(api_key=KEY, context_window=WINDOW) as get:
+        yield get
 
 
 def _request(api: str, prompt: str = "Say alpha", **params: Any) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx2
@@ -18,26 +18,17 @@ from conformance.probes.logprobs import (
     legacy_logprobs_problems,
 )
 from conformance.reference import logprobs, model
-from conformance.reference.server import RunningServer, ServerConfig, start, stop_all
-from conformance.reference.switches import Switches
+from conformance.reference.server import RunningServer
+from tests.reference._pool import Pool, server_pool
 
 PROMPT = "Say alpha"
-Server = Callable[..., RunningServer]
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[Server]:
-    """Servers by switch settings (the rest OpenAI's defaults), started once per module."""
-    running: dict[frozenset[tuple[str, str]], RunningServer] = {}
-
-    def get(**switches: str) -> RunningServer:
-        key = frozenset(switches.items())
-        if key not in running:
-            running[key] = start(ServerConfig(switches=Switches().with_settings(switches)))
-        return running[key]
-
-    yield get
-    stop_all(running.values())
+def server() -> Iterator[Pool]:
+    """Servers by switch settings, started once per module."""
+    with server_pool() as get:
+        yield get
 
 
 def _post(running: RunningServer, api: str, **params: Any) -> httpx2.Response:
@@ -77,7 +68,7 @@ def _text(api: str, choice: dict[str, Any]) -> str:
 
 
 @pytest.mark.parametrize("api", ["chat", "completions"])
-def test_n_switch(server: Server, api: str) -> None:
+def test_n_switch(server: Pool, api: str) -> None:
     assert len(_ok(_post(server(), api, n=2))["choices"]) == 2
     assert len(_ok(_post(server(n="ignore"), api, n=2))["choices"]) == 1
     _refused(_post(server(n="reject"), api, n=2), "n")
@@ -90,7 +81,7 @@ def _sample(running: RunningServer, seed: int) -> str:
     return _text("completions", reply["choices"][0])
 
 
-def test_seed_switch(server: Server) -> None:
+def test_seed_switch(server: Pool) -> None:
     honour = server()
     assert _sample(honour, 1) == _sample(honour, 1) != _sample(honour, 2)
     ignore = server(seed="ignore")
@@ -101,7 +92,7 @@ def test_seed_switch(server: Server) -> None:
 
 
 @pytest.mark.parametrize("api", ["chat", "completions"])
-def test_temperature_range_switch(server: Server, api: str) -> None:
+def test_temperature_range_switch(server: Pool, api: str) -> None:
     _refused(_post(server(), api, temperature=2.5), "temperature")
     assert _ok(_post(server(temperature_range="accept"), api, temperature=2.5))["choices"]
     # Accepting more does not accept nonsense.
@@ -112,7 +103,7 @@ def test_temperature_range_switch(server: Server, api: str) -> None:
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_chat_logprobs_fit_the_content(server: Server, stream: bool) -> None:
+def test_chat_logprobs_fit_the_content(server: Pool, stream: bool) -> None:
     response = _post(server(), "chat", logprobs=True, top_logprobs=3, stream=stream)
     if stream:
         chunks = _chunks(response)
@@ -127,7 +118,7 @@ def test_chat_logprobs_fit_the_content(server: Server, stream: bool) -> None:
     assert entry["top_logprobs"][0]["logprob"] >= entry["logprob"], "the best comes first"
 
 
-def test_chat_logprobs_switch(server: Server) -> None:
+def test_chat_logprobs_switch(server: Pool) -> None:
     ignored = _ok(_post(server(chat_logprobs="ignore"), "chat", logprobs=True))
     assert ignored["choices"][0]["logprobs"] is None
     _refused(_post(server(chat_logprobs="reject"), "chat", logprobs=True), "logprobs")
@@ -135,7 +126,7 @@ def test_chat_logprobs_switch(server: Server) -> None:
     assert set(malformed["choices"][0]["logprobs"]) == set(LEGACY_FIELDS)
 
 
-def test_top_logprobs_needs_logprobs_and_stays_in_range(server: Server) -> None:
+def test_top_logprobs_needs_logprobs_and_stays_in_range(server: Pool) -> None:
     _refused(_post(server(), "chat", top_logprobs=2), "top_logprobs")
     _refused(_post(server(), "chat", logprobs=True, top_logprobs=21), "top_logprobs")
     assert _ok(_post(server(), "chat", logprobs=True, top_logprobs=20))
@@ -144,7 +135,7 @@ def test_top_logprobs_needs_logprobs_and_stays_in_range(server: Server) -> None:
 @pytest.mark.parametrize(
     ("limit", "largest"), [("max_5", 5), ("max_10", 10), ("max_20", 20), ("no_max", 40)]
 )
-def test_top_logprobs_limit_switch(server: Server, limit: str, largest: int) -> None:
+def test_top_logprobs_limit_switch(server: Pool, limit: str, largest: int) -> None:
     running = server(top_logprobs_limit=limit)
     reply = _ok(_post(running, "chat", logprobs=True, top_logprobs=largest, max_tokens=1))
     assert len(reply["choices"][0]["logprobs"]["content"][0]["top_logprobs"]) == largest
@@ -152,14 +143,14 @@ def test_top_logprobs_limit_switch(server: Server, limit: str, largest: int) -> 
         _refused(_post(running, "chat", logprobs=True, top_logprobs=largest + 1), "top_logprobs")
 
 
-def test_top_logprobs_refused_outright(server: Server) -> None:
+def test_top_logprobs_refused_outright(server: Pool) -> None:
     running = server(top_logprobs_limit="reject")
     _refused(_post(running, "chat", logprobs=True, top_logprobs=0), "top_logprobs")
     assert _ok(_post(running, "chat", logprobs=True))
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_completion_logprobs_fit_the_text(server: Server, stream: bool) -> None:
+def test_completion_logprobs_fit_the_text(server: Pool, stream: bool) -> None:
     response = _post(server(), "completions", logprobs=2, stream=stream)
     if stream:
         choices = [choice for chunk in _chunks(response) for choice in chunk["choices"]]
@@ -171,7 +162,7 @@ def test_completion_logprobs_fit_the_text(server: Server, stream: bool) -> None:
     assert legacy_logprobs_problems(objects, text, 2) == []
 
 
-def test_completion_logprobs_switch(server: Server) -> None:
+def test_completion_logprobs_switch(server: Pool) -> None:
     _refused(_post(server(), "completions", logprobs=6), "logprobs")
     ignored = _ok(_post(server(completion_logprobs="ignore"), "completions", logprobs=2))
     assert ignored["choices"][0]["logprobs"] is None
@@ -180,7 +171,7 @@ def test_completion_logprobs_switch(server: Server) -> None:
     assert "content" in malformed["choices"][0]["logprobs"]
 
 
-def test_echoed_logprobs_offsets_start_after_the_prompt(server: Server) -> None:
+def test_echoed_logprobs_offsets_start_after_the_prompt(server: Pool) -> None:
     choice = _ok(_post(server(), "completions", logprobs=1, echo=True))["choices"][0]
     assert choice["logprobs"]["text_offset"][0] == len(PROMPT)
     assert choice["text"] == PROMPT + "".join(choice["logprobs"]["tokens"])
@@ -224,7 +215,7 @@ def test_logprobs_stop_at_a_stop_match() -> None:
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_echo_switch(server: Server, stream: bool) -> None:
+def test_echo_switch(server: Pool, stream: bool) -> None:
     def text(running: RunningServer, **params: Any) -> str:
         response = _post(running, "completions", stream=stream, **params)
         if stream:
@@ -237,7 +228,7 @@ def test_echo_switch(server: Server, stream: bool) -> None:
     _refused(_post(server(echo="reject"), "completions", echo=True), "echo")
 
 
-def test_suffix_switch(server: Server) -> None:
+def test_suffix_switch(server: Pool) -> None:
     suffix = " the end."
 
     def text(running: RunningServer, **params: Any) -> str:
@@ -252,7 +243,7 @@ def test_suffix_switch(server: Server) -> None:
     _refused(_post(server(suffix="reject"), "completions", suffix=suffix), "suffix")
 
 
-def test_prompt_list_switch(server: Server) -> None:
+def test_prompt_list_switch(server: Pool) -> None:
     prompts = [PROMPT, "Say mike"]
     alone = [
         _text("completions", _ok(_post(server(), "completions", prompt=p))["choices"][0])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx2
@@ -14,31 +14,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conformance.reference import model, streaming
-from conformance.reference.server import RunningServer, ServerConfig, start, stop_all
+from conformance.reference.server import RunningServer
 from conformance.reference.switches import Switches
+from tests.reference._pool import Pool, server_pool
 
 KEY = "stream-test-key"
 PROMPT = "Describe the market square at noon"
 WIDE_PROMPT = "Repeat: 東京 café 🙂"
 APIS = ["chat", "completions"]
 
-Pool = Callable[..., RunningServer]
-
 
 @pytest.fixture(scope="module")
 def pool() -> Iterator[Pool]:
-    """Servers by switch settings, started once per module and stopped together."""
-    running: dict[frozenset[tuple[str, str]], RunningServer] = {}
-
-    def get(**switches: str) -> RunningServer:
-        key = frozenset(switches.items())
-        if key not in running:
-            config = ServerConfig(switches=Switches().with_settings(switches), api_key=KEY)
-            running[key] = start(config)
-        return running[key]
-
-    yield get
-    stop_all(running.values())
+    """Servers by switch settings, started once per module."""
+    with server_pool(api_key=KEY) as get:
+        yield get
 
 
 def _post(server: RunningServer, api: str, **params: Any) -> httpx2.Response:

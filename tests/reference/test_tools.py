@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, cast
 
 import httpx2
@@ -19,10 +19,8 @@ from openai.types.chat import (
 
 from conformance.probes.response_format import is_object_prefix, schema_errors
 from conformance.reference import model
-from conformance.reference.server import RunningServer, ServerConfig, start, stop_all
-from conformance.reference.switches import Switches
-
-Pool = Callable[..., RunningServer]
+from conformance.reference.server import RunningServer
+from tests.reference._pool import Pool, server_pool
 
 PROMPT = "What is the weather in Lisbon? Reply in JSON."
 
@@ -54,17 +52,9 @@ JSON_SCHEMA = {
 
 @pytest.fixture(scope="module")
 def pool() -> Iterator[Pool]:
-    """Servers by switch settings (the rest OpenAI's defaults), started once per module."""
-    running: dict[frozenset[tuple[str, str]], RunningServer] = {}
-
-    def get(**switches: str) -> RunningServer:
-        key = frozenset(switches.items())
-        if key not in running:
-            running[key] = start(ServerConfig(switches=Switches().with_settings(switches)))
-        return running[key]
-
-    yield get
-    stop_all(running.values())
+    """Servers by switch settings, started once per module."""
+    with server_pool() as get:
+        yield get
 
 
 def _post(server: RunningServer, **fields: Any) -> httpx2.Response:
