@@ -48,7 +48,7 @@ def _cases(report_dir: Path) -> list[dict[str, object]]:
     return cases
 
 
-def replay(work: Path) -> list[dict[str, object]]:
+def replay(work: Path) -> None:
     """Time the full replay and a bare pytest run of as many trivial tests."""
     reports = work / "replay"
     command = [sys.executable, "-m", "conformance", "run", "--report-dir", str(reports)]
@@ -74,7 +74,6 @@ def replay(work: Path) -> list[dict[str, object]]:
     print(f"  conformance run -- -n 2:    {parallel:6.2f} s")
     print(f"  bare pytest, {len(cases)} trivial: {bare:6.2f} s")
     print(f"  ratio to bare pytest:       {seconds / bare:6.2f}x (goal: at most 3x; 10 s in all)")
-    return cases
 
 
 def live(work: Path, latency: float) -> None:
@@ -126,20 +125,18 @@ def live(work: Path, latency: float) -> None:
             )
 
 
-def tokens(cases: list[dict[str, object]]) -> None:
-    """Tokens per target, as each target's usage reported them."""
-    totals: dict[str, list[int]] = {}
-    for case in cases:
-        spent = case["tokens"]
-        assert isinstance(spent, dict)
-        row = totals.setdefault(str(case["target"]), [0, 0])
-        row[0] += int(spent["prompt"])
-        row[1] += int(spent["completion"])
+def tokens(work: Path) -> None:
+    """Tokens per target in the replay, as each target's usage reported them."""
+    sys.path.insert(0, str(REPO))
+    from conformance import results  # noqa: PLC0415
+
+    replayed = results.load(work / "replay" / "results.json")
     print("tokens per target (as usage reports them; a stream without usage counts none)")
-    for name, (prompt, completion) in sorted(totals.items()):
-        if prompt + completion:
+    for name, spent in results.token_totals(replayed.cases).items():
+        if spent.total:
             print(
-                f"  {name:20} {prompt + completion:7,} ({prompt:,} prompt + {completion:,} completion)"
+                f"  {name:20} {spent.total:7,} ({spent.prompt:,} prompt + "
+                f"{spent.completion:,} completion)"
             )
     print("  goal: at most 20,000 per target for the full catalog")
 
@@ -252,10 +249,10 @@ def main() -> int:
     )
     with tempfile.TemporaryDirectory(prefix="conformance-bench-") as temporary:
         work = Path(temporary)
-        cases = replay(work)
+        replay(work)
         if not options.skip_live:
             live(work, options.latency)
-        tokens(cases)
+        tokens(work)
         report_build()
     return 0
 
