@@ -256,14 +256,14 @@ def _report(options: argparse.Namespace, _: list[str]) -> int:
 
 
 def _compare(options: argparse.Namespace, _: list[str]) -> int:
-    from conformance import compare  # noqa: PLC0415
+    from conformance import compare, files  # noqa: PLC0415
     from conformance.report import html  # noqa: PLC0415
 
     comparison = compare.compare(_read_results(options.old), _read_results(options.new))
     print(compare.render_text(comparison, options.old, options.new))
     if options.html:
         path = Path(options.html)
-        html.write_text(html.render_comparison(comparison, options.old, options.new), path)
+        files.write_text(path, html.render_comparison(comparison, options.old, options.new))
         print(f"HTML: {path}")
     return 0
 
