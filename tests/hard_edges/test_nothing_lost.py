@@ -23,6 +23,7 @@ from conformance.recording import Mode
 from conformance.reference.faults import FaultSpec
 from conformance.reference.server import ServerConfig, start
 from conformance.spec import Api
+from tests._cli import conformance
 from tests.conftest import REPO, SPECS
 
 CATALOG = load(SPECS)
@@ -173,3 +174,32 @@ def test_results_are_replaced_atomically(tmp_path: Path) -> None:
     assert not torn, f"{len(torn)} reads saw a half-written file"
     assert set(seen) == {"a", "b"}
     assert [p.name for p in tmp_path.iterdir()] == ["results.json"], "a temporary file remained"
+
+
+def test_every_report_is_replaced_whole_never_rewritten_in_place(tmp_path: Path) -> None:
+    """A reader that opened a report before the run (a CI step, a browser) keeps a whole
+    file; a report rewritten in place would show it half of one. Hard links tell the two
+    apart: a file renamed over a path leaves the old file's other links as they were."""
+    reports, links = tmp_path / "reports", tmp_path / "links"
+    reports.mkdir()
+    links.mkdir()
+    for name in REPORTS:
+        (reports / name).write_text("from an earlier run")
+        os.link(reports / name, links / name)
+    completed = conformance(
+        "run",
+        "--specs",
+        str(SPECS),
+        "--cassettes",
+        str(REPO / "cassettes"),
+        "--target",
+        TARGET,
+        "--behavior",
+        "stop.inclusion",
+        cwd=tmp_path,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    for name in REPORTS:
+        assert (links / name).read_text() == "from an earlier run", f"{name} rewritten in place"
+        assert (reports / name).read_text() != "from an earlier run", f"{name} not written"
+    assert sorted(p.name for p in reports.iterdir()) == REPORTS, "a temporary file remained"
