@@ -256,14 +256,14 @@ def _report(options: argparse.Namespace, _: list[str]) -> int:
 
 
 def _compare(options: argparse.Namespace, _: list[str]) -> int:
-    from conformance import compare  # noqa: PLC0415
+    from conformance import compare, files  # noqa: PLC0415
     from conformance.report import html  # noqa: PLC0415
 
     comparison = compare.compare(_read_results(options.old), _read_results(options.new))
     print(compare.render_text(comparison, options.old, options.new))
     if options.html:
         path = Path(options.html)
-        html.write_text(html.render_comparison(comparison, options.old, options.new), path)
+        files.write_text(path, html.render_comparison(comparison, options.old, options.new))
         print(f"HTML: {path}")
     return 0
 
@@ -273,12 +273,11 @@ def _baseline_update(options: argparse.Namespace, _: list[str]) -> int:
 
     results = _read_results(options.results)
     path = Path(options.baseline)
-    existing = gate.load(path) if path.exists() else None
-    updated = gate.update(results, existing, options.target)
-    gate.write(updated, path)
-    entries = sum(len(entries) for entries in updated.targets.values())
+    changes = gate.update(results, path, options.target)
     print(
-        f"{path}: {entries} entr{'y' if entries == 1 else 'ies'} for {len(updated.targets)} targets"
+        f"{path}: {changes.entries} entr{'y' if changes.entries == 1 else 'ies'} for "
+        f"{changes.targets} targets ({changes.added} added, {changes.changed} changed, "
+        f"{changes.removed} removed)"
     )
     return 0
 

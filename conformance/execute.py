@@ -24,7 +24,7 @@ from conformance import redaction
 from conformance.observation import NotApplicable, Observation, ProbeError, Tokens
 from conformance.plan import Case
 from conformance.probes import Endpoint, ProbeContext, registered
-from conformance.recording import Mode, ReplayMismatch, cassette
+from conformance.recording import BrokenCassette, Mode, ReplayMismatch, cassette
 from conformance.results import CaseResult
 from conformance.spec import Catalog, Target
 from conformance.spec.models import interpolate
@@ -229,8 +229,24 @@ class Runner:
         return " ".join([*(f"{name}=..." for name in dict.fromkeys(variables)), command])
 
     def execute(self, case: Case) -> CaseResult:
-        """Probe ``case`` and judge it; every failure becomes an ``error`` result."""
-        return self._scrubbed(self._execute(case))
+        """Probe ``case`` and judge it; every failure becomes an ``error`` result.
+
+        A recording that ends without an observation keeps the case's old cassette, and
+        its summary says so.
+        """
+        result = self._execute(case)
+        if self.kept_cassette(case, result):
+            result = result.model_copy(update={"summary": f"{result.summary} (old cassette kept)"})
+        return self._scrubbed(result)
+
+    def kept_cassette(self, case: Case, result: CaseResult) -> bool:
+        """Whether recording ``case`` ended without an observation while a cassette recorded
+        before exists, which then stays as it was."""
+        return (
+            self.settings.mode is Mode.RECORD
+            and result.verdict in (Verdict.ERROR, Verdict.SKIPPED)
+            and case.cassette(self.settings.cassettes).exists()
+        )
 
     def _scrubbed(self, result: CaseResult) -> CaseResult:
         # The last net: whatever a server echoed or an error quoted, no key leaves the case.
@@ -297,10 +313,22 @@ class Runner:
                 server_version=self.settings.server_version,
             ) as metadata:
                 observation = probe.run(context)
+                if observation.outcome not in case.behavior.outcomes:
+                    # Raised inside: a recording with no observation is not kept.
+                    raise ProbeError(
+                        f"the probe returned an undeclared outcome {observation.outcome!r}",
+                        observation.exchanges,
+                    )
         except ProbeError as exc:
             return result(Verdict.ERROR, exc.reason, evidence=exc.exchanges)
         except NotApplicable as exc:
             return result(Verdict.SKIPPED, exc.reason, evidence=exc.exchanges)
+        except BrokenCassette as exc:
+            return result(
+                Verdict.ERROR,
+                f"the cassette {path} cannot be read whole ({exc}); it was cut short or edited; "
+                f"re-record it with: {self.record_command(case)}",
+            )
         except ReplayMismatch as exc:
             return result(
                 Verdict.ERROR,
@@ -317,10 +345,6 @@ class Runner:
             )
         finally:
             endpoint.close()
-        if observation.outcome not in case.behavior.outcomes:
-            return result(
-                Verdict.ERROR, f"the probe returned an undeclared outcome {observation.outcome!r}"
-            )
         verdict = judge(expected, observation.outcome)
         judged = result(verdict, observation.summary, observation)
         judged.server_version = _server_version(metadata, self.settings.server_version, observation)

@@ -19,6 +19,7 @@ The baseline's JSON Schema is published at ``specs/schema/baseline.schema.json``
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -26,7 +27,6 @@ from enum import IntEnum, StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -35,7 +35,10 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
+from conformance import files
 from conformance.results import CaseResult, Results
 from conformance.spec.yamlpos import PathPart, read
 from conformance.verdict import Verdict
@@ -123,13 +126,19 @@ class Baseline(_Model):
     def entry_for(self, target: str, case_id: str) -> BaselineEntry | None:
         """The entry that governs ``case_id``: an exact id first, else the first pattern."""
         entries = self.targets.get(target, [])
-        for entry in entries:
-            if entry.exact and entry.case == case_id:
-                return entry
-        for entry in entries:
-            if not entry.exact and entry.matches(case_id):
-                return entry
-        return None
+        index = _governing(entries, case_id)
+        return entries[index] if index is not None else None
+
+
+def _governing(entries: Sequence[BaselineEntry], case_id: str) -> int | None:
+    """The index of the entry that governs ``case_id``: an exact id, else the first pattern."""
+    for index, entry in enumerate(entries):
+        if entry.exact and entry.case == case_id:
+            return index
+    for index, entry in enumerate(entries):
+        if not entry.exact and entry.matches(case_id):
+            return index
+    return None
 
 
 _PATTERNS: dict[str, re.Pattern[str]] = {}
@@ -327,71 +336,136 @@ def load(path: Path) -> Baseline:
         raise document.error(where, message, at_key=first["type"] == "extra_forbidden") from None
 
 
-def update(
-    results: Results, existing: Baseline | None = None, targets: Sequence[str] = ()
-) -> Baseline:
-    """A baseline that expects ``results`` as they are: one entry per deviating case.
+#: The verdicts by which a run decides a case; errors and skips say nothing about it.
+DECIDED = (Verdict.PASS, Verdict.DEVIATION, Verdict.OBSERVED)
 
-    Entries of ``existing`` are kept where this run says nothing new: flaky entries, entries
-    of targets not in ``targets`` (default: every target that recorded a case), and entries
-    that match no recorded case. A reason given before is kept for the same case. Errors are
-    never baselined automatically: they are infrastructure, mark them flaky by hand if need be.
+
+@dataclass
+class Changes:
+    """What ``update`` did to a baseline file, and what the file then holds."""
+
+    added: int = 0
+    changed: int = 0
+    removed: int = 0
+    entries: int = 0
+    targets: int = 0
+
+
+def update(results: Results, path: Path, targets: Sequence[str] = ()) -> Changes:
+    """Update the baseline file at ``path`` (made if missing) to expect ``results``.
+
+    The file is first checked as ``load`` checks it (a SpecError if it is bad), then edited
+    as ``updated`` says and written atomically.
     """
-    recorded = [case for case in results.cases if case.verdict is not Verdict.SKIPPED]
-    names = set(targets) or {case.target for case in recorded}
-    old = existing or Baseline()
-    updated: dict[str, list[BaselineEntry]] = {}
-    for name in sorted(set(old.targets) | names):
-        previous = old.targets.get(name, [])
-        if name not in names:
-            updated[name] = list(previous)
+    text = None
+    if path.exists():
+        load(path)
+        text = path.read_text(encoding="utf-8")
+    new_text, changes = updated(results, text, targets)
+    if new_text != text:
+        files.write_text(path, new_text)
+    return changes
+
+
+def updated(results: Results, text: str | None, targets: Sequence[str] = ()) -> tuple[str, Changes]:
+    """A baseline file's ``text`` (None: a new file) edited to expect ``results``.
+
+    Only cases this run decided (pass, deviation, observed) change anything, and only in
+    the ``targets`` given (default: all): a deviation no entry expects gets an exact entry
+    (or the case's exact entry now expects it, reason kept); an exact entry expecting a
+    deviation or error of a case that now passes is removed. Everything else stays as
+    written, comments and key order included: flaky entries, patterns, reasons, and entries
+    for cases that errored, were skipped or were not run.
+    """
+    yaml = _round_trip(text or "")
+    document = yaml.load(text) if text and text.strip() else None
+    if not isinstance(document, CommentedMap):
+        document = yaml.load(HEADER + f"schema_version: {BASELINE_SCHEMA_VERSION}\n")
+    if not isinstance(document.get("targets"), CommentedMap):
+        document["targets"] = CommentedMap()
+    written: CommentedMap = document["targets"]
+    changes = Changes()
+    models = {
+        name: [BaselineEntry.model_validate(e) for e in written[name] or []] for name in written
+    }
+    for case in sorted(results.cases, key=lambda c: (c.target, c.id)):
+        if case.verdict not in DECIDED or (targets and case.target not in targets):
             continue
-        mine = [case for case in recorded if case.target == name]
-        kept = [
-            entry
-            for entry in previous
-            if entry.flaky or not any(entry.matches(case.id) for case in mine)
-        ]
-        fresh = []
-        for case in mine:
-            if case.verdict is not Verdict.DEVIATION:
-                continue
-            before = old.entry_for(name, case.id)
-            if before is not None and before.flaky:
-                continue  # still covered by the flaky entry
-            fresh.append(
-                BaselineEntry(
-                    case=case.id,
-                    verdict=[Verdict.DEVIATION],
-                    observed=[case.observed] if case.observed else None,
-                    reason=before.reason if before is not None else None,
-                )
+        entries = models.setdefault(case.target, [])
+        index = _governing(entries, case.id)
+        entry = entries[index] if index is not None else None
+        kind = judge(case, entry)
+        exact = index if entry is not None and entry.exact else None
+        if kind is Kind.UNEXPECTED_PASS and exact is not None:
+            del written[case.target][exact]
+            del entries[exact]
+            changes.removed += 1
+            if not entries:
+                del written[case.target]
+        elif kind is Kind.UNEXPECTED_DEVIATION and exact is not None:
+            _expect_deviation(written[case.target][exact], case.observed)
+            entries[exact] = BaselineEntry.model_validate(written[case.target][exact])
+            changes.changed += 1
+        elif kind is Kind.UNEXPECTED_DEVIATION:  # no entry, or a pattern expecting otherwise
+            fresh = BaselineEntry(
+                case=case.id, verdict=[Verdict.DEVIATION], observed=[case.observed or ""]
             )
-        entries = kept + fresh
-        if entries:
-            updated[name] = entries
-    return Baseline(targets=updated)
+            if case.target not in written:
+                written.insert(_sorted_place(list(written), case.target), case.target, None)
+            if written[case.target] is None:
+                written[case.target] = CommentedSeq()
+            place = _sorted_place([e.case if e.exact else "" for e in entries], case.id)
+            written[case.target].insert(place, _compact(fresh))
+            entries.insert(place, fresh)
+            changes.added += 1
+        # Else nothing new: as expected, known, or a pattern that also covers other cases
+        # (an unexpected pass there is left to the file's author; the gate names it).
+    changes.entries = sum(len(entries or []) for entries in written.values())
+    changes.targets = len(written)
+    stream = io.StringIO()
+    yaml.dump(document, stream)
+    return stream.getvalue(), changes
 
 
-def dump(baseline: Baseline) -> str:
-    """A baseline as YAML, with a comment saying what the file is."""
-    data: dict[str, Any] = {"schema_version": baseline.schema_version, "targets": {}}
-    for name, entries in baseline.targets.items():
-        data["targets"][name] = [_compact(entry) for entry in entries]
-    body = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
-    return HEADER + body
+def _round_trip(text: str) -> YAML:
+    """A YAML that writes back what it reads, long lines unwrapped, and laid out as ``text``
+    is: the indentation of target names, and of the dash of their entries under them."""
+    yaml = YAML()
+    yaml.preserve_quotes = True
+    yaml.width = 4096
+    mapping, offset = 2, 0
+    lines = [
+        line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")
+    ]
+    names = [len(line) - len(line.lstrip()) for line in lines if re.match(r"\s+[^\s-]", line)]
+    dashes = [len(line) - len(line.lstrip()) for line in lines if re.match(r"\s*- ", line)]
+    if names:
+        mapping = names[0]
+        offset = max(0, dashes[0] - mapping) if dashes else 0
+    yaml.indent(mapping=mapping, sequence=offset + 2, offset=offset)
+    return yaml
 
 
-def _compact(entry: BaselineEntry) -> dict[str, Any]:
+def _expect_deviation(entry: CommentedMap, observed: str | None) -> None:
+    """Make a written entry expect a deviation to ``observed``, keeping its other keys."""
+    verdicts = entry.get("verdict")
+    if Verdict.DEVIATION.value not in ([verdicts] if isinstance(verdicts, str) else verdicts):
+        entry["verdict"] = Verdict.DEVIATION.value
+    if "observed" in entry:
+        entry["observed"] = observed
+    else:
+        entry.insert(list(entry).index("verdict") + 1, "observed", observed)
+
+
+def _sorted_place(names: Sequence[str], name: str) -> int:
+    """Where ``name`` goes: before the first name after it (files are mostly sorted)."""
+    return next((i for i, other in enumerate(names) if other > name), len(names))
+
+
+def _compact(entry: BaselineEntry) -> CommentedMap:
     # One verdict or outcome reads better without brackets; the loader accepts both.
     data: dict[str, Any] = entry.model_dump(mode="json", exclude_defaults=True)
     for key in ("verdict", "observed"):
         if isinstance(data.get(key), list) and len(data[key]) == 1:
             data[key] = data[key][0]
-    return data
-
-
-def write(baseline: Baseline, path: Path) -> None:
-    """Write ``baseline`` to ``path`` as YAML."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(dump(baseline), encoding="utf-8")
+    return CommentedMap(data)

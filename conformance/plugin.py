@@ -39,6 +39,37 @@ CASE = pytest.StashKey["Case"]()
 RESULT = pytest.StashKey["CaseResult"]()
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_cmdline_main(config: pytest.Config) -> Generator[None, int, int]:
+    """A suite run stops on SIGTERM as on Ctrl-C, writing what it finished."""
+    if not _runs_suite(config):
+        return (yield)
+    from conformance.recording import sigterm_as_interrupt  # noqa: PLC0415
+
+    with sigterm_as_interrupt():
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True, trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> Generator[None, None, None]:
+    """pytest's junitxml writes a suite run's junit.xml to a temporary file that replaces
+    the old one once whole (inside the terminal summary, which names the file)."""
+    from _pytest.junitxml import xml_key  # noqa: PLC0415
+
+    xml = session.config.stash.get(xml_key, None)
+    if xml is None or SESSION not in session.config.stash:
+        return (yield)
+    from conformance import files  # noqa: PLC0415
+
+    final = Path(xml.logfile)
+    try:
+        with files.replacing(final) as temporary:
+            xml.logfile = str(temporary)
+            return (yield)
+    finally:
+        xml.logfile = str(final)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     """The suite's command-line options."""
     group = parser.getgroup("conformance", "conformance suite")
@@ -332,6 +363,18 @@ class SuiteSession:
             f"{line or 'no cases'}; results in {self.report_dir / 'results.json'}, "
             f"report in {self.report_dir / 'index.html'}"
         )
+        results = {case.id: case for case in self.collected.values()}
+        kept = [
+            case.name
+            for case in self.cases
+            if case.name in results and self.runner.kept_cassette(case, results[case.name])
+        ]
+        if kept:
+            terminalreporter.write_line(
+                f"old cassette kept for {len(kept)} case(s) with no observation: "
+                f"{', '.join(kept[:5])}{', ...' if len(kept) > 5 else ''}",
+                yellow=True,
+            )
         from conformance.results import token_totals  # noqa: PLC0415
 
         spent = token_totals(self.collected.values())

@@ -9,15 +9,20 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import signal
+import threading
 from collections.abc import Iterator, Sequence
 from enum import StrEnum
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import vcr
 from vcr.errors import CannotOverwriteExistingCassetteException
+from vcr.persisters.filesystem import CassetteNotFoundError, FilesystemPersister
+from vcr.serializers import yamlserializer
 
-from conformance import redaction
+from conformance import files, redaction
 
 METADATA_KEY = "conformance"
 
@@ -90,22 +95,63 @@ def scrubbers(secrets: Sequence[str]) -> tuple[Any, Any]:
     return before_record_request, before_record_response
 
 
+class BrokenCassette(Exception):
+    """A cassette that cannot be read whole: cut short by a killed run, or edited by hand."""
+
+
+class _WholeCassettes(FilesystemPersister):  # type: ignore[misc]
+    """vcrpy's file persister, refusing a cassette it cannot read whole.
+
+    vcrpy itself would treat an undecodable file as empty, and let a YAML error through as
+    whatever the parser raised; here either is a BrokenCassette that names the file.
+    """
+
+    @classmethod
+    def load_cassette(cls, cassette_path: str, serializer: Any) -> Any:
+        try:
+            return super().load_cassette(cassette_path, serializer)
+        except CassetteNotFoundError:
+            if Path(cassette_path).is_file():
+                raise BrokenCassette("the file is empty") from None
+            raise
+        except Exception as exc:
+            cause = exc.__cause__ or exc
+            raise BrokenCassette(f"{type(cause).__name__}: {_in_short(cause)}") from None
+
+
+def _whole(text: str) -> Any:
+    """Parse a cassette; one cut short loses its last key, ``version`` (keys are sorted)."""
+    data = yamlserializer.deserialize(text)
+    if not isinstance(data, dict) or data.get("version") != 1:
+        raise ValueError("it does not end with 'version: 1', as a whole cassette does")
+    if not isinstance(data.get("interactions"), list):
+        raise ValueError("it has no list of 'interactions'")
+    return data
+
+
+_CHECKED_YAML = SimpleNamespace(deserialize=_whole, serialize=yamlserializer.serialize)
+
+
+def _in_short(error: BaseException, width: int = 200) -> str:
+    text = " ".join(str(error).split())
+    return text if len(text) <= width else text[:width] + "…"
+
+
 @contextlib.contextmanager
 def cassette(
     path: Path, mode: Mode, *, secrets: Sequence[str], server_version: str | None = None
 ) -> Iterator[dict[str, Any]]:
     """Run the body against ``path``'s cassette in ``mode``; yields the cassette's metadata.
 
-    In record mode the old cassette is replaced, and the server version and the time are
-    stored in it; a run interrupted inside the body (Ctrl-C) leaves no half-recorded cassette.
-    In replay mode a request that is not in the cassette raises ReplayMismatch.
+    In record mode the cassette is written to a temporary file beside ``path``, with the
+    server version and the time, and replaces the old one only when the body ends normally:
+    a body that raises (an error, a skip, Ctrl-C) leaves the old cassette byte for byte.
+    In replay mode a request that is not in the cassette raises ReplayMismatch, and a
+    cassette that cannot be read whole raises BrokenCassette.
     """
     if mode is Mode.LIVE:
         yield {}
         return
-    if mode is Mode.RECORD:
-        path.unlink(missing_ok=True)
-        path.parent.mkdir(parents=True, exist_ok=True)
     # Only what is written needs scrubbing; a replay writes nothing, and matches on method,
     # path and body alone, so it spares every request and response the filters.
     before_request, before_response = scrubbers(secrets) if mode is Mode.RECORD else (None, None)
@@ -115,30 +161,42 @@ def cassette(
         before_record_request=before_request,
         before_record_response=before_response,
         decode_compressed_response=True,
+        serializer="checked-yaml",
     )
     recorder.register_matcher("json_body", match_json_body)
-    interrupted = False
-    try:
+    recorder.register_serializer("checked-yaml", _CHECKED_YAML)
+    recorder.register_persister(_WholeCassettes)
+    if mode is Mode.REPLAY:
         with recorder.use_cassette(str(path)) as tape:
-            if mode is Mode.RECORD:
-                tape.get_metadata(
-                    METADATA_KEY,
-                    {
-                        "recorded_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                        "server_version": server_version,
-                    },
-                )
-            metadata = tape.get_metadata(METADATA_KEY, {}) or {}
             try:
-                yield metadata
+                yield tape.get_metadata(METADATA_KEY, {}) or {}
             except CannotOverwriteExistingCassetteException as exc:
                 raise ReplayMismatch(str(exc).splitlines()[0]) from None
-            except Exception:
-                raise  # a failed case keeps what it recorded: replaying it fails the same way
-            except BaseException:
-                interrupted = True
-                raise
+        return
+    for leftover in files.leftovers(path):  # from a run that was killed mid-write
+        leftover.unlink(missing_ok=True)
+    with (
+        files.replacing(path) as temporary,
+        recorder.use_cassette(str(temporary), record_on_exception=False) as tape,
+    ):
+        yield tape.get_metadata(
+            METADATA_KEY,
+            {
+                "recorded_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                "server_version": server_version,
+            },
+        )
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM (a cancelled CI job) stops the run as Ctrl-C does: the
+    case in flight keeps its old cassette, and the finished cases are written."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may handle signals
+        return
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
     finally:
-        # vcrpy saves on any exit; a case cut short by Ctrl-C would replay as a mismatch.
-        if interrupted and mode is Mode.RECORD:
-            path.unlink(missing_ok=True)
+        signal.signal(signal.SIGTERM, previous)

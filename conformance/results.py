@@ -20,6 +20,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 import conformance
+from conformance import files
 from conformance.observation import Check, Exchange, Tokens
 from conformance.spec import Catalog, Caveat
 from conformance.verdict import Verdict
@@ -240,18 +241,7 @@ def check_writable(folder: Path) -> None:
 
 def write(results: Results, path: Path) -> None:
     """Write ``results`` to ``path`` atomically: a reader sees the old file or the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = results.model_dump_json(indent=2)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    files.write_text(path, results.model_dump_json(indent=2))
 
 
 def load(path: Path) -> Results:

@@ -12,12 +12,17 @@ import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conformance import gate
 from conformance.gate import Baseline, BaselineEntry, ExitCode, Kind
+from conformance.results import CaseResult
 from conformance.spec.errors import SpecError
 from conformance.verdict import Verdict
 from tests.conftest import REPO, SPECS
@@ -165,45 +170,203 @@ def test_load_reports_the_file_and_line(tmp_path: Path) -> None:
         gate.load(path)
 
 
-def test_update_writes_deviations_keeps_reasons_and_flaky_entries(tmp_path: Path) -> None:
-    run = results(
-        [
-            case("acme", observed="included"),
-            case("acme", observed="included", stream=True),
-            case("acme", "stream.usage", "absent", stream=True),
-            case("acme", "max_tokens.overflow", None),
-            case("other", observed="omitted"),
-        ]
+# --- baseline update: only what this run decided changes -------------------------------
+
+EDITED_BY_HAND = """\
+# Our known deviations; see the tracker for each.
+schema_version: 1
+targets:
+  acme:
+  # keep the first: it documents the upstream bug
+  - reason: issue 7  # a reason first, by hand
+    case: stop.inclusion[acme-chat-nostream]
+    verdict: deviation
+    observed: included
+  - case: max_tokens.*
+    flaky: true
+  - case: stream.usage[acme-chat-stream]
+    verdict: error
+    reason: the gateway drops usage in streams
+  - case: option.best_of[*]
+    verdict: deviation
+  zeta:
+  - case: stop.inclusion[zeta-chat-nostream]
+    verdict: deviation
+    reason: not run this time
+"""
+
+
+def _updated(text: str | None, *cases: CaseResult, targets: Sequence[str] = ()) -> str:
+    new_text, _ = gate.updated(results(list(cases)), text, targets)
+    return new_text
+
+
+def test_update_keeps_the_file_as_written_when_nothing_new_was_decided() -> None:
+    unchanged = _updated(
+        EDITED_BY_HAND,
+        case("acme", observed="included"),  # a known deviation
+        case("acme", "max_tokens.overflow", "clamped"),  # flaky: anything goes
+        case("acme", "stream.usage", None, stream=True),  # a known error
+        case("acme", "option.best_of", None, api="completions"),  # an error: says nothing
+        case("acme", "stop.inclusion", None, stream=True, verdict=Verdict.SKIPPED),
     )
-    existing = Baseline(
-        targets={
-            "acme": [
-                BaselineEntry(
-                    case="stop.inclusion[acme-chat-nostream]",
-                    verdict=[Verdict.DEVIATION],
-                    reason="issue 7",
-                ),
-                BaselineEntry(case="max_tokens.*", flaky=True),
-                BaselineEntry(case="stream.usage[acme-chat-stream]", verdict=[Verdict.DEVIATION]),
-                BaselineEntry(case="option.best_of[*]", verdict=[Verdict.DEVIATION]),
-            ],
-            "elsewhere": [BaselineEntry(case="*", flaky=True)],
-        }
+    assert unchanged == EDITED_BY_HAND
+
+
+def test_update_keeps_a_known_deviation_whose_case_errored_or_was_skipped() -> None:
+    for verdict in (Verdict.ERROR, Verdict.SKIPPED):
+        run = case("acme", observed=None, verdict=verdict)
+        assert _updated(EDITED_BY_HAND, run) == EDITED_BY_HAND
+
+
+def test_update_adds_a_new_deviation_in_order_and_a_new_target() -> None:
+    text = _updated(
+        EDITED_BY_HAND,
+        case("acme", observed="included", stream=True),
+        case("beta", observed="included"),
     )
-    updated = gate.update(run, existing)
-    acme = {entry.case: entry for entry in updated.targets["acme"]}
-    assert acme["stop.inclusion[acme-chat-nostream]"].reason == "issue 7"
-    assert acme["stop.inclusion[acme-chat-stream]"].observed == ["included"]
-    assert acme["max_tokens.*"].flaky  # flaky entries stay
-    assert "stream.usage[acme-chat-stream]" not in acme  # it passes now
-    assert "option.best_of[*]" in acme  # matched nothing recorded: kept
-    assert updated.targets["elsewhere"] == existing.targets["elsewhere"]
-    assert "other" not in updated.targets  # nothing to expect there
-    path = tmp_path / "b.yaml"
-    gate.write(updated, path)
-    assert gate.load(path) == updated
-    assert "verdict: deviation\n" in path.read_text()
-    assert gate.evaluate(run.cases, gate.load(path), path).exit_code is ExitCode.AS_EXPECTED
+    added = (
+        "  - case: stop.inclusion[acme-chat-stream]\n"
+        "    verdict: deviation\n"
+        "    observed: included\n"
+    )
+    target = (
+        "  beta:\n  - case: stop.inclusion[beta-chat-nostream]\n    verdict: deviation\n"
+        "    observed: included\n"
+    )
+    # Before the first exact entry that sorts after it; the new target before zeta.
+    assert added + "  - case: stream.usage[acme-chat-stream]\n" in text
+    assert target + "  zeta:\n" in text
+    assert text.replace(added, "").replace(target, "") == EDITED_BY_HAND
+
+
+def test_update_repins_a_deviation_to_its_new_outcome_and_keeps_its_reason() -> None:
+    text = _updated(EDITED_BY_HAND, case("acme", observed="rejected"))
+    assert text == EDITED_BY_HAND.replace(
+        "    verdict: deviation\n    observed: included\n",
+        "    verdict: deviation\n    observed: rejected\n",
+    )
+
+
+def test_update_turns_an_error_entry_whose_case_now_deviates_into_a_deviation() -> None:
+    text = _updated(EDITED_BY_HAND, case("acme", "stream.usage", "finish_chunk", stream=True))
+    assert text == EDITED_BY_HAND.replace(
+        "    verdict: error\n    reason: the gateway",
+        "    verdict: deviation\n    observed: finish_chunk\n    reason: the gateway",
+    )
+
+
+def test_update_removes_the_entry_of_a_case_that_now_passes_and_keeps_the_others() -> None:
+    text = _updated(EDITED_BY_HAND, case("zeta", observed="omitted"))
+    assert (
+        text == EDITED_BY_HAND.split("  zeta:\n", maxsplit=1)[0]
+    )  # its only entry: the target goes
+    fixed = _updated(EDITED_BY_HAND, case("acme", observed="omitted"))
+    assert "stop.inclusion[acme-chat-nostream]" not in fixed
+    assert "issue 7" not in fixed
+    assert "reason: the gateway drops usage in streams" in fixed
+    assert fixed.startswith("# Our known deviations; see the tracker for each.\n")
+    # A pattern also covers cases that did not run: it stays, and the gate names the pass.
+    passing = case("acme", "option.best_of", "ignored", api="completions", verdict=Verdict.PASS)
+    assert _updated(EDITED_BY_HAND, passing) == EDITED_BY_HAND
+
+
+def test_update_pins_a_deviation_that_a_pattern_does_not_expect_with_an_exact_entry() -> None:
+    text = "targets:\n  acme:\n  - case: stop.inclusion[*]\n    verdict: error\n"
+    new = _updated(text, case("acme", observed="included"))
+    assert new == text + (
+        "  - case: stop.inclusion[acme-chat-nostream]\n    verdict: deviation\n"
+        "    observed: included\n"
+    )
+
+
+def test_update_updates_only_the_targets_asked_for() -> None:
+    deviating = case("zeta", observed="included", stream=True)
+    assert _updated(EDITED_BY_HAND, deviating, targets=["acme"]) == EDITED_BY_HAND
+    assert "zeta-chat-stream" in _updated(EDITED_BY_HAND, deviating, targets=["zeta"])
+
+
+def test_update_keeps_the_files_indentation() -> None:
+    indented = (
+        "targets:\n"
+        "    acme:\n"
+        "        - case: stop.inclusion[acme-chat-nostream]\n"
+        "          verdict: deviation  # seen in March\n"
+        "          reason: >-\n"
+        "              a folded reason\n"
+        "              on two lines\n"
+    )
+    text = _updated(indented, case("acme", observed="included", stream=True))
+    assert text.startswith(indented)
+    assert text.endswith(
+        "        - case: stop.inclusion[acme-chat-stream]\n"
+        "          verdict: deviation\n"
+        "          observed: included\n"
+    )
+
+
+def test_update_makes_a_new_file_with_a_header(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "baseline.yaml"
+    run = results([case("acme", observed="included"), case("acme", "stream.usage", None)])
+    changes = gate.update(run, path)
+    assert (changes.added, changes.entries, changes.targets) == (1, 1, 1)
+    text = path.read_text()
+    assert text.startswith(gate.HEADER)
+    assert "verdict: deviation\n" in text
+    assert gate.evaluate(run.cases, gate.load(path), path).exit_code is ExitCode.INFRA_ERROR
+    assert [p.name for p in path.parent.iterdir()] == ["baseline.yaml"]
+
+
+def test_update_refuses_a_bad_file_and_leaves_it_alone(tmp_path: Path) -> None:
+    path = tmp_path / "baseline.yaml"
+    bad = "targets:\n  acme:\n    - case: x\n      verdict: nope\n"
+    path.write_text(bad)
+    with pytest.raises(SpecError, match=r"baseline.yaml:4:"):
+        gate.update(results([case("acme", observed="included")]), path)
+    assert path.read_text() == bad
+
+
+_OUTCOMES = st.sampled_from(["omitted", "included", "rejected", None])
+_CASES = st.lists(
+    st.builds(
+        lambda target, behavior, stream, observed, skipped: case(
+            target,
+            behavior,
+            observed,
+            stream=stream,
+            verdict=Verdict.SKIPPED if skipped and observed is None else None,
+        ),
+        st.sampled_from(["acme", "zeta", "beta"]),
+        st.sampled_from(["stop.inclusion", "stream.usage", "option.best_of"]),
+        st.booleans(),
+        _OUTCOMES,
+        st.booleans(),
+    ),
+    max_size=8,
+    unique_by=lambda c: c.id,
+)
+
+
+@settings(deadline=None, max_examples=60)  # no test may depend on an idle machine
+@given(_CASES)
+def test_an_updated_baseline_expects_the_run_and_a_second_update_changes_nothing(
+    cases: list[CaseResult],
+) -> None:
+    run = results(cases)
+    once, _ = gate.updated(run, EDITED_BY_HAND)
+    twice, changes = gate.updated(run, once)
+    assert twice == once
+    assert (changes.added, changes.changed, changes.removed) == (0, 0, 0)
+    baseline = Baseline.model_validate(yaml.safe_load(once))
+    report = gate.evaluate(run.cases, baseline, None)
+    assert not report.of(Kind.UNEXPECTED_DEVIATION)
+    # Entries of cases that were not decided stay: the errors and the skips say nothing.
+    kept = Baseline.model_validate(yaml.safe_load(EDITED_BY_HAND))
+    decided = {c.id for c in cases if c.verdict in gate.DECIDED}
+    for target, entries in kept.targets.items():
+        for entry in entries:
+            if not any(entry.matches(c) for c in decided):
+                assert entry in baseline.targets.get(target, []), entry.case
 
 
 # --- exit codes of `conformance run`, end to end ---------------------------------------
@@ -404,8 +567,6 @@ def test_exit_5_when_nothing_is_selected(tmp_path: Path) -> None:
 
 
 def test_the_example_workflow_uses_the_gate_as_documented() -> None:
-    import yaml  # noqa: PLC0415  (only this test reads YAML directly)
-
     path = REPO / "examples" / "github-actions" / "conformance.yml"
     workflow = yaml.safe_load(path.read_text())
     steps = workflow["jobs"]["conformance"]["steps"]

@@ -10,22 +10,21 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib.resources
 import json
-import os
-import tempfile
 from collections.abc import Sequence
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
+from conformance import files
 from conformance.compare import LABELS, Change, Comparison
 from conformance.gate import GateReport, Kind
 from conformance.report.model import ALL, PAIR, Match, Report, anchor, build
 from conformance.results import Results
 
-_TEMPLATES = files("conformance.report") / "templates"
+_TEMPLATES = importlib.resources.files("conformance.report") / "templates"
 
 _ENVIRONMENT = jinja2.Environment(
     loader=jinja2.PackageLoader("conformance.report", "templates"),
@@ -147,20 +146,6 @@ def render_comparison(comparison: Comparison, old_name: str, new_name: str) -> s
     )
 
 
-def write_text(text: str, path: Path) -> None:
-    """Write ``text`` to ``path`` atomically: a browser never sees half a report."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(temporary, 0o644)  # mkstemp makes it private; a report is for reading
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def write(
     results: Results,
     path: Path,
@@ -169,4 +154,4 @@ def write(
     gate: GateReport | None = None,
 ) -> None:
     """Render the report for ``results`` to ``path``."""
-    write_text(render(results, previous=previous, gate=gate), path)
+    files.write_text(path, render(results, previous=previous, gate=gate))

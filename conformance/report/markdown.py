@@ -9,8 +9,8 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
+from conformance import files
 from conformance.gate import ExitCode, Finding, GateReport, Kind
-from conformance.report.html import write_text
 from conformance.report.model import build
 from conformance.results import Results
 
@@ -117,4 +117,4 @@ def render(results: Results, *, gate: GateReport | None = None, report_dir: str 
 
 def write(results: Results, path: Path, *, gate: GateReport | None = None) -> None:
     """Write the summary to ``path``."""
-    write_text(render(results, gate=gate, report_dir=str(path.parent)), path)
+    files.write_text(path, render(results, gate=gate, report_dir=str(path.parent)))

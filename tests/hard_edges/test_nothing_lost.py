@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,23 +18,46 @@ import pytest
 from conformance import results
 from conformance.catalog import load
 from conformance.execute import Runner, Settings
-from conformance.plan import Case
-from conformance.probes.client import Endpoint
-from conformance.recording import Mode, cassette
+from conformance.plan import Case, plan
+from conformance.recording import Mode
 from conformance.reference.faults import FaultSpec
 from conformance.reference.server import ServerConfig, start
 from conformance.spec import Api
-from tests.conftest import SPECS
+from tests._cli import conformance
+from tests.conftest import REPO, SPECS
 
 CATALOG = load(SPECS)
+TARGET = "reference-openai"
 #: A verbose pytest line for a finished case; pytest shows the dots of a case id as "::".
 FINISHED = re.compile(
     r"^::(\S+)(\[\S+\]) (?:PASSED|FAILED|SKIPPED|ERROR|XFAIL|XPASS)", re.MULTILINE
 )
 
 
-def test_ctrl_c_keeps_the_finished_cases_and_marks_the_run_incomplete(tmp_path: Path) -> None:
+#: Starts ``python -m conformance`` with Ctrl-C's default handler: a background job of a
+#: non-interactive shell (as CI may start the tests) starts its children with SIGINT ignored.
+INTERRUPTIBLE = (
+    "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "runpy.run_module('conformance', run_name='__main__', alter_sys=True)"
+)
+REPORTS = ["index.html", "junit.xml", "results.json", "summary.md"]
+
+
+def _snapshot(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_keeps_the_finished_cases_and_marks_the_run_incomplete(
+    tmp_path: Path, stop: signal.Signals
+) -> None:
+    """Ctrl-C, or a SIGTERM from a cancelled CI job: the finished cases are written, and
+    the cassettes of the case in flight and of those not run stay as they were."""
     (tmp_path / "specs").symlink_to(SPECS)
+    shutil.copytree(REPO / "cassettes" / TARGET, tmp_path / "cassettes" / TARGET)
+    before = _snapshot(tmp_path / "cassettes")
     # The first requests are quick; from then on each waits DELAY before its reply, so the
     # interrupt lands while a case waits for the server, as a Ctrl-C mostly does.
     # DELAY is far longer than stopping takes on a loaded machine, results and report included.
@@ -43,13 +67,13 @@ def test_ctrl_c_keeps_the_finished_cases_and_marks_the_run_incomplete(tmp_path: 
         process = subprocess.Popen(
             [
                 sys.executable,
-                "-m",
-                "conformance",
+                "-c",
+                INTERRUPTIBLE,
                 "run",
                 "--mode",
                 "record",
                 "--target",
-                "reference-openai",
+                TARGET,
                 "--base-url",
                 server.base_url,
                 "--",
@@ -68,7 +92,7 @@ def test_ctrl_c_keeps_the_finished_cases_and_marks_the_run_incomplete(tmp_path: 
                 assert time.monotonic() < deadline, "the run never reached a slow request"
                 time.sleep(0.02)
             time.sleep(0.3)  # the request is now waiting for its reply
-            process.send_signal(signal.SIGINT)
+            process.send_signal(stop)
             interrupted_at = time.monotonic()
             output, _ = process.communicate(timeout=30)
             waited = time.monotonic() - interrupted_at
@@ -87,28 +111,14 @@ def test_ctrl_c_keeps_the_finished_cases_and_marks_the_run_incomplete(tmp_path: 
     assert written["provenance"]["complete"] is False
     kept = {case["id"] for case in written["cases"]}
     assert kept == set(finished), "the results hold exactly the cases that finished"
-
-
-def test_an_interrupted_recording_leaves_no_half_cassette(tmp_path: Path) -> None:
-    path = tmp_path / "case.yaml"
-    target = CATALOG.targets["reference-openai"]
-    body = {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2}
-    with start(ServerConfig()) as server:
-        endpoint = Endpoint(target, server.base_url, "k")
-
-        def record_then(error: BaseException) -> None:
-            with cassette(path, Mode.RECORD, secrets=[]):
-                endpoint.send(Api.CHAT, body, label="first")
-                raise error
-
-        with pytest.raises(KeyboardInterrupt):
-            record_then(KeyboardInterrupt())
-        assert not path.exists()
-        # A case that fails otherwise keeps its recording: replaying it fails the same way.
-        with pytest.raises(RuntimeError):
-            record_then(RuntimeError("probe bug"))
-        assert path.exists()
-        endpoint.close()
+    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == REPORTS
+    after = _snapshot(tmp_path / "cassettes")
+    assert set(after) == set(before), "a temporary file was left beside the cassettes"
+    unfinished = [case for case in plan(CATALOG, [TARGET], []) if case.name not in kept]
+    assert unfinished
+    for case in unfinished:  # the case in flight, then those never started
+        name = str(case.cassette(Path()))
+        assert after[name] == before[name], f"{name} changed"
 
 
 def test_results_are_replaced_atomically(tmp_path: Path) -> None:
@@ -164,3 +174,32 @@ def test_results_are_replaced_atomically(tmp_path: Path) -> None:
     assert not torn, f"{len(torn)} reads saw a half-written file"
     assert set(seen) == {"a", "b"}
     assert [p.name for p in tmp_path.iterdir()] == ["results.json"], "a temporary file remained"
+
+
+def test_every_report_is_replaced_whole_never_rewritten_in_place(tmp_path: Path) -> None:
+    """A reader that opened a report before the run (a CI step, a browser) keeps a whole
+    file; a report rewritten in place would show it half of one. Hard links tell the two
+    apart: a file renamed over a path leaves the old file's other links as they were."""
+    reports, links = tmp_path / "reports", tmp_path / "links"
+    reports.mkdir()
+    links.mkdir()
+    for name in REPORTS:
+        (reports / name).write_text("from an earlier run")
+        os.link(reports / name, links / name)
+    completed = conformance(
+        "run",
+        "--specs",
+        str(SPECS),
+        "--cassettes",
+        str(REPO / "cassettes"),
+        "--target",
+        TARGET,
+        "--behavior",
+        "stop.inclusion",
+        cwd=tmp_path,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    for name in REPORTS:
+        assert (links / name).read_text() == "from an earlier run", f"{name} rewritten in place"
+        assert (reports / name).read_text() != "from an earlier run", f"{name} not written"
+    assert sorted(p.name for p in reports.iterdir()) == REPORTS, "a temporary file remained"
