@@ -173,6 +173,14 @@ def _add_run(commands: _Commands) -> None:
         "allows together, at most 64)",
     )
     run.add_argument(
+        "--repeat",
+        type=int,
+        default=None,
+        metavar="N",
+        help="live runs: run each case N times, a stability check; a case whose runs "
+        "disagree is unstable (an error, unless the baseline marks it flaky)",
+    )
+    run.add_argument(
         "--baseline",
         default=None,
         metavar="FILE",
@@ -370,7 +378,7 @@ def _run(options: argparse.Namespace, passthrough: list[str]) -> int:
     for name in ("target", "behavior"):
         for value in getattr(options, name):
             arguments += [f"--{name}", value]
-    for name in ("specs", "base_url", "server_version", "baseline", "concurrency"):
+    for name in ("specs", "base_url", "server_version", "baseline", "concurrency", "repeat"):
         value = getattr(options, name)
         if value is not None:
             arguments += [f"--{name.replace('_', '-')}", str(value)]

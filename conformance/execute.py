@@ -28,6 +28,7 @@ from conformance.recording import Mode, ReplayMismatch, cassette
 from conformance.results import CaseResult
 from conformance.spec import Catalog, Target
 from conformance.spec.models import interpolate
+from conformance.stability import combine
 from conformance.verdict import Verdict, judge
 
 if TYPE_CHECKING:
@@ -70,6 +71,8 @@ class Settings:
     base_url: str | None = None
     server_version: str | None = None
     specs_arg: str | None = None
+    #: Times each case runs (``--repeat``); their outcomes are combined (conformance.stability).
+    repeat: int = 1
 
 
 @dataclass
@@ -231,8 +234,12 @@ class Runner:
         return " ".join([*(f"{name}=..." for name in dict.fromkeys(variables)), command])
 
     def execute(self, case: Case) -> CaseResult:
-        """Probe ``case`` and judge it; every failure becomes an ``error`` result."""
-        return self._scrubbed(self._execute(case))
+        """Probe ``case`` and judge it; every failure becomes an ``error`` result. With
+        ``repeat`` above 1, the case runs that many times, back to back, and the results of
+        its runs are combined into one."""
+        if self.settings.repeat == 1:
+            return self._scrubbed(self._execute(case))
+        return combine([self._scrubbed(self._execute(case)) for _ in range(self.settings.repeat)])
 
     def _scrubbed(self, result: CaseResult) -> CaseResult:
         # The last net: whatever a server echoed or an error quoted, no key leaves the case.

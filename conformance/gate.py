@@ -89,7 +89,8 @@ class BaselineEntry(_Model):
     )
     observed: Annotated[list[str], _ONE_OR_MANY_OUTCOMES] | None = Field(
         default=None,
-        description="If given, a deviation must be to one of these outcomes to be expected.",
+        description="If given, a deviation must be to one of these outcomes to be expected. On "
+        "a flaky entry, for readers: what the case's runs came to when it was marked.",
     )
     flaky: bool = Field(default=False, description="Any verdict and outcome is allowed.")
     reason: str | None = Field(default=None, description="Why: a bug link, a decision.")
@@ -334,8 +335,10 @@ def update(
 
     Entries of ``existing`` are kept where this run says nothing new: flaky entries, entries
     of targets not in ``targets`` (default: every target that recorded a case), and entries
-    that match no recorded case. A reason given before is kept for the same case. Errors are
-    never baselined automatically: they are infrastructure, mark them flaky by hand if need be.
+    that match no recorded case. A reason given before is kept for the same case. A case whose
+    repeated runs disagreed (``conformance run --repeat``) is marked flaky (``flaky_entry``).
+    Other errors are never baselined automatically: they are infrastructure, mark them flaky
+    by hand if need be.
     """
     recorded = [case for case in results.cases if case.verdict is not Verdict.SKIPPED]
     names = set(targets) or {case.target for case in recorded}
@@ -354,11 +357,14 @@ def update(
         ]
         fresh = []
         for case in mine:
-            if case.verdict is not Verdict.DEVIATION:
-                continue
             before = old.entry_for(name, case.id)
             if before is not None and before.flaky:
                 continue  # still covered by the flaky entry
+            if case.unstable:
+                fresh.append(flaky_entry(case, before))
+                continue
+            if case.verdict is not Verdict.DEVIATION:
+                continue
             fresh.append(
                 BaselineEntry(
                     case=case.id,
@@ -371,6 +377,20 @@ def update(
         if entries:
             updated[name] = entries
     return Baseline(targets=updated)
+
+
+def flaky_entry(case: CaseResult, before: BaselineEntry | None = None) -> BaselineEntry:
+    """A ``flaky: true`` entry for a case whose repeated runs disagreed, listing what they
+    came to; the reason of the entry ``before`` it, if any, is kept."""
+    runs = case.runs or []
+    return BaselineEntry(
+        case=case.id,
+        flaky=True,
+        observed=[run.label for run in runs] or None,
+        reason=before.reason
+        if before is not None and before.reason
+        else f"unstable: {sum(run.count for run in runs)} runs came to {case.tally()}",
+    )
 
 
 def dump(baseline: Baseline) -> str:

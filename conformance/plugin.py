@@ -86,6 +86,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "together, at most 64); replays and recordings run one at a time per process",
     )
     group.addoption(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="live runs: run each case N times and record what its runs came to; a case "
+        "whose runs disagree is unstable (an error, unless the baseline marks it flaky)",
+    )
+    group.addoption(
         "--baseline",
         default=None,
         metavar="FILE",
@@ -135,6 +143,12 @@ def pytest_configure(config: pytest.Config) -> None:
             "--concurrency takes a number of at least 1, and only in live mode; replays and "
             "recordings run one case at a time per process (spread them with -n)"
         )
+    repeat = config.getoption("repeat")
+    if repeat != 1 and (repeat < 1 or config.getoption("mode") != "live"):
+        raise pytest.UsageError(
+            "--repeat takes a number of at least 1, and only in live mode: a replay repeats "
+            "its cassette exactly, and a recording keeps one run"
+        )
     base_url = config.getoption("base_url")
     targets = {case.target.name for case in cases}
     if base_url and len(targets) != 1:
@@ -147,6 +161,7 @@ def pytest_configure(config: pytest.Config) -> None:
         base_url=base_url,
         server_version=config.getoption("server_version"),
         specs_arg=specs,
+        repeat=repeat,
     )
     runner = Runner(catalog, settings)
     if settings.mode is not Mode.REPLAY:
@@ -369,6 +384,11 @@ class SuiteSession:
                     if tokens.total
                 )
             )
+        unstable = sorted(
+            (case for case in self.collected.values() if case.unstable), key=lambda c: c.id
+        )
+        for case in unstable:
+            terminalreporter.write_line(f"unstable: {case.id}: {case.tally()}", yellow=True)
         for name, variable in self.not_run.items():
             target = self.catalog.targets[name]
             why = f"needs ${variable}" if variable else "no cassettes"
