@@ -42,8 +42,8 @@ exit codes
   0  every case as expected: passed, observed, skipped, or an outcome the baseline expects
   1  an unexpected deviation (without --baseline, any deviation)
   2  infrastructure errors only: no unexpected deviation, but a case with no observation
-     (connection failure, 5xx, timeout, a request missing from its cassette) that the
-     baseline does not allow; also an interrupted run
+     (connection failure, 5xx, timeout, a request missing from its cassette, runs of a
+     --repeat that disagree) that the baseline does not allow; also an interrupted run
   4  a usage or spec error: bad arguments, a bad spec or baseline file, an unknown
      target, a missing key for a target named with --target in live mode, an
      unwritable report folder
