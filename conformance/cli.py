@@ -1,29 +1,21 @@
 """The ``conformance`` command: parses arguments and calls the library.
 
-Exit codes of ``conformance run`` (the CI gate, ``conformance.gate.ExitCode``):
-
-- 0: every case as expected: it passed or was observed, or the baseline expects its outcome;
-- 1: an unexpected deviation (without ``--baseline``, any deviation);
-- 2: no unexpected deviation, but unexpected errors (infrastructure: connection failures,
-  5xx, timeouts, a request missing from its cassette); also an interrupted run;
-- 4: a usage or spec error: bad arguments, a bad spec or baseline file, an unknown target,
-  a missing key for a target named in live mode, an unwritable report folder;
-- 5: no case was selected.
-
-Unexpected passes (the baseline expects a deviation that no longer happens) are reported
-but do not change the exit code. The other commands exit 0, or 4 on a usage error.
+The exit codes of ``conformance run`` (the CI gate, ``conformance.gate.ExitCode``) are in
+``RUN_EPILOG``, which ``conformance run --help`` prints. The other commands exit 0, or 4 on
+a usage error.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn, TypeAlias
 
 from pydantic import BaseModel
 
@@ -34,10 +26,31 @@ from conformance.spec.loader import suggest
 if TYPE_CHECKING:
     from conformance.catalog import Catalog
     from conformance.results import Results
+    from conformance.spec.models import Target
 
 EXIT_USAGE = 4  # = conformance.gate.ExitCode.USAGE_ERROR
 DEFAULT_PORT = 8000
 MODES = ("replay", "record", "live")
+SPECS_HELP = "the specs folder (default specs)"
+RUN_EPILOG = """\
+-- PYTEST ARGS
+  Anything after a lone -- goes to pytest, which runs the suite underneath, e.g.
+  conformance run -- -n 4 (cases spread over 4 processes), -- -k stream -x, or
+  -- --tb=long -ra (full tracebacks, and a line for every skip).
+
+exit codes
+  0  every case as expected: passed, observed, skipped, or an outcome the baseline expects
+  1  an unexpected deviation (without --baseline, any deviation)
+  2  infrastructure errors only: no unexpected deviation, but a case with no observation
+     (connection failure, 5xx, timeout, a request missing from its cassette, runs of a
+     --repeat that disagree) that the baseline does not allow; also an interrupted run
+  4  a usage or spec error: bad arguments, a bad spec or baseline file, an unknown
+     target, a missing key for a target named with --target in live mode, an
+     unwritable report folder
+  5  no case was selected, or in record or live mode every case was skipped because
+     its target's key is not set
+  Unexpected passes (a baseline entry that no longer happens) are reported, exit unchanged.
+"""
 
 
 def load(specs: Path) -> Catalog:
@@ -67,34 +80,105 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error exits 4 as every usage error of the command does."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+_Commands: TypeAlias = "argparse._SubParsersAction[_Parser]"
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="conformance", description="Conformance tests for OpenAI-compatible APIs."
     )
     parser.add_argument("--version", action="version", version=f"conformance {__version__}")
-    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND", parser_class=_Parser)
+    for add in (
+        _add_run,
+        _add_report,
+        _add_compare,
+        _add_baseline,
+        _add_list,
+        _add_diff,
+        _add_serve,
+        _add_schema,
+    ):
+        add(commands)
+    return parser
 
-    run = commands.add_parser("run", help="run the suite (replaying cassettes by default)")
-    run.add_argument("--target", action="append", default=[], help="a target to run (repeatable)")
-    run.add_argument(
-        "--behavior", action="append", default=[], help="a behavior to run (repeatable)"
+
+def _add_run(commands: _Commands) -> None:
+    run = commands.add_parser(
+        "run",
+        help="run the suite (replaying cassettes by default)",
+        usage="conformance run [OPTIONS] [-- PYTEST ARGS]",
+        description="Run the suite: plan the selected cases, probe or replay them, judge them "
+        "against the profile each target claims, and write results.json, index.html, "
+        "summary.md and junit.xml.",
+        epilog=RUN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    run.add_argument("--mode", choices=MODES, default=MODES[0])
+    run.add_argument(
+        "--target",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a target to run (repeatable; globs and dotted prefixes work; default: all)",
+    )
+    run.add_argument(
+        "--behavior",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="a behavior to run (repeatable; 'stop' selects every stop.*; default: all)",
+    )
+    run.add_argument(
+        "--mode",
+        choices=MODES,
+        default=MODES[0],
+        help="replay cassettes (default), record them, or run live without them",
+    )
     run.add_argument(
         "--specs", default=None, metavar="DIR", help="the specs folder (default ./specs)"
     )
-    run.add_argument("--cassettes", default="cassettes", metavar="DIR")
-    run.add_argument("--report-dir", default="reports", metavar="DIR")
+    run.add_argument("--cassettes", default="cassettes", metavar="DIR", help="the cassettes folder")
     run.add_argument(
-        "--base-url", default=None, help="send the one selected target's requests here"
+        "--report-dir",
+        default="reports",
+        metavar="DIR",
+        help="where results.json, index.html, summary.md and junit.xml go (default reports)",
     )
-    run.add_argument("--server-version", default=None, help="stored in cassettes and results")
+    run.add_argument(
+        "--base-url",
+        default=None,
+        metavar="URL",
+        help="send the one selected target's requests here instead of its base_url",
+    )
+    run.add_argument(
+        "--server-version",
+        default=None,
+        metavar="TEXT",
+        help="the server's name and version, stored in cassettes and results",
+    )
     run.add_argument(
         "--concurrency",
+        type=int,
         default=None,
         metavar="N",
         help="live runs: cases probed at once (default: what the targets' max_concurrency "
         "allows together, at most 64)",
+    )
+    run.add_argument(
+        "--repeat",
+        type=int,
+        default=None,
+        metavar="N",
+        help="live runs: run each case N times, a stability check; a case whose runs "
+        "disagree is unstable (an error, unless the baseline marks it flaky)",
     )
     run.add_argument(
         "--baseline",
@@ -111,20 +195,41 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(handler=_run)
 
+
+def _add_report(commands: _Commands) -> None:
     report = commands.add_parser(
         "report", help="rebuild index.html and summary.md from a results file"
     )
-    report.add_argument("results", nargs="?", default="reports/results.json", metavar="RESULTS")
+    report.add_argument(
+        "results",
+        nargs="?",
+        default="reports/results.json",
+        metavar="RESULTS",
+        help="the results file (default reports/results.json)",
+    )
     report.add_argument(
         "--out", default=None, metavar="DIR", help="where to write (default: next to RESULTS)"
     )
-    report.add_argument("--previous", action="append", default=[], metavar="RESULTS")
-    report.add_argument("--baseline", default=None, metavar="FILE")
+    report.add_argument(
+        "--previous",
+        action="append",
+        default=[],
+        metavar="RESULTS",
+        help="an earlier results.json to compare with (repeatable, oldest first)",
+    )
+    report.add_argument(
+        "--baseline",
+        default=None,
+        metavar="FILE",
+        help="show the gate's decision against this baseline",
+    )
     report.set_defaults(handler=_report)
 
+
+def _add_compare(commands: _Commands) -> None:
     compare = commands.add_parser("compare", help="what changed between two runs")
-    compare.add_argument("old", metavar="OLD.json")
-    compare.add_argument("new", metavar="NEW.json")
+    compare.add_argument("old", metavar="OLD.json", help="the earlier results file")
+    compare.add_argument("new", metavar="NEW.json", help="the later results file")
     compare.add_argument(
         "--html",
         default="reports/compare.html",
@@ -133,33 +238,72 @@ def _parser() -> argparse.ArgumentParser:
     )
     compare.set_defaults(handler=_compare)
 
+
+def _add_baseline(commands: _Commands) -> None:
     baseline = commands.add_parser("baseline", help="manage a CI baseline")
-    baseline_commands = baseline.add_subparsers(required=True, metavar="ACTION")
-    update = baseline_commands.add_parser(
-        "update", help="write a baseline that expects a run's deviations"
+    actions = baseline.add_subparsers(required=True, metavar="ACTION", parser_class=_Parser)
+    update = actions.add_parser(
+        "update",
+        help="write a baseline that expects a run's deviations (and marks unstable cases flaky)",
     )
-    update.add_argument("--results", default="reports/results.json", metavar="RESULTS")
-    update.add_argument("--baseline", default="conformance-baseline.yaml", metavar="FILE")
+    update.add_argument(
+        "--results",
+        default="reports/results.json",
+        metavar="RESULTS",
+        help="the run to expect (default reports/results.json)",
+    )
+    update.add_argument(
+        "--baseline",
+        default="conformance-baseline.yaml",
+        metavar="FILE",
+        help="the baseline to update or create (default conformance-baseline.yaml)",
+    )
     update.add_argument(
         "--target",
         action="append",
         default=[],
+        metavar="NAME",
         help="update only these targets' entries (default: every recorded target)",
     )
     update.set_defaults(handler=_baseline_update)
 
+
+def _add_list(commands: _Commands) -> None:
     listing = commands.add_parser("list", help="list behaviors, profiles and targets")
-    listing.add_argument("--specs", default="specs", metavar="DIR")
+    listing.add_argument("--specs", default="specs", metavar="DIR", help=SPECS_HELP)
     listing.set_defaults(handler=_list)
 
+
+def _add_diff(commands: _Commands) -> None:
     diff = commands.add_parser("diff", help="two profiles' documented semantics side by side")
-    diff.add_argument("profiles", nargs=2, metavar="PROFILE")
-    diff.add_argument("--specs", default="specs", metavar="DIR")
-    diff.add_argument("--only-differences", action="store_true")
+    diff.add_argument(
+        "profiles", nargs=2, metavar="PROFILE", help="two profile names, e.g. openai fireworks"
+    )
+    diff.add_argument("--specs", default="specs", metavar="DIR", help=SPECS_HELP)
+    diff.add_argument(
+        "--only-differences",
+        action="store_true",
+        help="leave out the behaviors both profiles document alike",
+    )
     diff.set_defaults(handler=_diff)
 
+
+def _add_serve(commands: _Commands) -> None:
     serve = commands.add_parser("serve", help="run the reference server on 127.0.0.1")
-    serve.add_argument("--dialect", default="openai", help="the profile that sets every switch")
+    served = serve.add_mutually_exclusive_group()
+    served.add_argument(
+        "--dialect",
+        default=None,
+        metavar="PROFILE",
+        help="the profile that sets every switch (default openai)",
+    )
+    served.add_argument(
+        "--target",
+        default=None,
+        metavar="NAME",
+        help="serve as this reference target is served when it records: its dialect, "
+        "context window, output cap, and the key in its api_key_env, which must be set",
+    )
     serve.add_argument(
         "--set",
         action="append",
@@ -167,22 +311,34 @@ def _parser() -> argparse.ArgumentParser:
         metavar="BEHAVIOR=OUTCOME",
         help="override one switch (repeatable)",
     )
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
-    serve.add_argument("--context-window", type=int, default=256)
+    serve.add_argument("--host", default="127.0.0.1", help="the address to listen on")
+    serve.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"the port (default {DEFAULT_PORT})"
+    )
+    serve.add_argument(
+        "--context-window",
+        type=int,
+        default=None,
+        metavar="TOKENS",
+        help="the toy model's context window (default: the target's, else 256)",
+    )
     serve.add_argument(
         "--api-key-env",
         default=None,
         metavar="NAME",
-        help="require the key held in this environment variable",
+        help="require the key held in this environment variable (without it and without "
+        "--target, any key is accepted)",
     )
-    serve.add_argument("--specs", default="specs", metavar="DIR")
+    serve.add_argument("--specs", default="specs", metavar="DIR", help=SPECS_HELP)
     serve.set_defaults(handler=_serve)
 
+
+def _add_schema(commands: _Commands) -> None:
     schema = commands.add_parser("schema", help="write the JSON Schemas of spec and results files")
-    schema.add_argument("--out", default="specs/schema", metavar="DIR")
+    schema.add_argument(
+        "--out", default="specs/schema", metavar="DIR", help="where (default specs/schema)"
+    )
     schema.set_defaults(handler=_schema)
-    return parser
 
 
 def _run(options: argparse.Namespace, passthrough: list[str]) -> int:
@@ -203,23 +359,29 @@ def _run(options: argparse.Namespace, passthrough: list[str]) -> int:
         "no:cacheprovider",
         # Plugins the suite does not use, whose hooks run for every one of its items
         # (pytest-asyncio stays: a project's own pytest settings may configure it).
+        # (pytest-asyncio, when installed, also warns on every run that its loop scope is
+        # unset: the suite's one test is synchronous and needs none of them.)
         "-p",
         "no:anyio",
+        "-p",
+        "no:asyncio",
         "-p",
         "no:hypothesispytest",
         # The suite's one test asserts nothing; rewriting every plugin's asserts costs seconds.
         "--assert=plain",
-        # Failures and errors in the short summary; skips and known deviations are in the
-        # report, and one line each would bury the summary (-- -ra brings them back).
-        "-rfE",
+        # A case that fails or errs is one line in the gate's summary, which names it, what
+        # was expected and observed, and why; pytest's tracebacks and short summary would only
+        # repeat it (-- --tb=short -rfE brings them back).
+        "--tb=no",
+        "-rN",
     ]
     for name in ("target", "behavior"):
         for value in getattr(options, name):
             arguments += [f"--{name}", value]
-    for name in ("specs", "base_url", "server_version", "baseline", "concurrency"):
+    for name in ("specs", "base_url", "server_version", "baseline", "concurrency", "repeat"):
         value = getattr(options, name)
-        if value:
-            arguments += [f"--{name.replace('_', '-')}", value]
+        if value is not None:
+            arguments += [f"--{name.replace('_', '-')}", str(value)]
     for value in options.previous:
         arguments += ["--previous", value]
     return int(pytest.main([*arguments, *passthrough]))
@@ -296,11 +458,9 @@ def _list(options: argparse.Namespace, _: list[str]) -> int:
         print(f"  {profile.id:<20} {profile.title}{extends}")
     print(f"\nTargets ({len(catalog.targets)})")
     for target in sorted(catalog.targets.values(), key=lambda t: t.name):
-        note = (
-            "live only, needs $" + str(target.api_key_env)
-            if target.live_only
-            else "cassettes shipped"
-        )
+        note = "cassettes shipped"
+        if target.live_only:
+            note = f"live only, needs ${target.api_key_env}" if target.api_key_env else "live only"
         print(f"  {target.name:<20} claims {target.profile:<18} {target.base_url}  ({note})")
     return 0
 
@@ -327,9 +487,21 @@ def _diff(options: argparse.Namespace, _: list[str]) -> int:
         if not same:
             for profile, resolved in ((left, a), (right, b)):
                 source = f"{resolved.expectation.source} (read {resolved.expectation.read})"
-                print(textwrap.indent(textwrap.fill(f"{profile}: {source}", 96), "      "))
+                print(_wrap(f"{profile}: {source}"))
     print(f"\n{differing} of {len(catalog.behaviors)} behaviors differ between {left} and {right}.")
     return 0
+
+
+def _wrap(text: str, width: int = 96, indent: str = "      ") -> str:
+    """``text`` filled to ``width`` and indented; a URL is never broken, even if too long."""
+    return textwrap.fill(
+        text,
+        width,
+        initial_indent=indent,
+        subsequent_indent=indent,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
 
 
 def _expect(expect: str | list[str]) -> str:
@@ -337,38 +509,66 @@ def _expect(expect: str | list[str]) -> str:
 
 
 def _serve(options: argparse.Namespace, _: list[str]) -> int:
+    from conformance.execute import reference_config  # noqa: PLC0415
     from conformance.reference import dialect, server  # noqa: PLC0415
 
     catalog = load(Path(options.specs))
-    if options.dialect not in catalog.profiles:
-        raise ValueError(
-            f"unknown dialect '{options.dialect}'; {suggest(options.dialect, catalog.profiles)}"
-        )
     overrides = {}
     for setting in options.set:
         behavior, equals, outcome = setting.partition("=")
         if not equals:
             raise ValueError(f"--set takes BEHAVIOR=OUTCOME, not {setting!r}")
         overrides[behavior] = outcome
-    api_key = None
-    if options.api_key_env:
-        api_key = os.environ.get(options.api_key_env)
-        if not api_key:
-            raise ValueError(f"--api-key-env {options.api_key_env}: the variable is not set")
-    switches = dialect.switches_for(catalog, options.dialect, overrides)
-    config = server.ServerConfig(
-        switches=switches,
-        context_window=options.context_window,
-        api_key=api_key,
+    if options.target:
+        target = _served_target(catalog, options.target)
+        assert target.reference is not None
+        dialect_name = target.reference.dialect
+        variable = options.api_key_env or target.api_key_env
+        config = reference_config(catalog, target, _served_key(variable), overrides)
+    else:
+        dialect_name = options.dialect or "openai"
+        if dialect_name not in catalog.profiles:
+            raise ValueError(
+                f"unknown dialect '{dialect_name}'; {suggest(dialect_name, catalog.profiles)}"
+            )
+        variable = options.api_key_env
+        switches = dialect.switches_for(catalog, dialect_name, overrides)
+        config = server.ServerConfig(switches=switches, api_key=_served_key(variable))
+    config = dataclasses.replace(
+        config,
         host=options.host,
         port=options.port,
+        context_window=options.context_window or config.context_window,
     )
+    checks = f"checking the key in ${variable}" if variable else "accepting any key"
     print(
-        f"reference server, {options.dialect} dialect, on http://{options.host}:{options.port}/v1",
+        f"reference server, {dialect_name} dialect, on http://{options.host}:{options.port}/v1, "
+        f"{checks}",
         file=sys.stderr,
     )
     server.serve(config)
     return 0
+
+
+def _served_key(variable: str | None) -> str | None:
+    if not variable:
+        return None
+    key = os.environ.get(variable)
+    if not key:
+        raise ValueError(
+            f"${variable} is not set: the server checks the key it holds, and a run against the "
+            "server sends the key that variable holds there (any value will do)"
+        )
+    return key
+
+
+def _served_target(catalog: Catalog, name: str) -> Target:
+    if name not in catalog.targets:
+        raise ValueError(f"unknown target '{name}'; {suggest(name, catalog.targets)}")
+    target = catalog.targets[name]
+    if target.reference is None:
+        raise ValueError(f"target {name} has no reference: block; the suite does not serve it")
+    return target
 
 
 def _schema(options: argparse.Namespace, _: list[str]) -> int:

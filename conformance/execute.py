@@ -16,7 +16,7 @@ import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vcr.errors import CannotOverwriteExistingCassetteException
 
@@ -28,7 +28,11 @@ from conformance.recording import BrokenCassette, Mode, ReplayMismatch, cassette
 from conformance.results import CaseResult
 from conformance.spec import Catalog, Target
 from conformance.spec.models import interpolate
+from conformance.stability import combine
 from conformance.verdict import Verdict, judge
+
+if TYPE_CHECKING:
+    from conformance.reference.server import ServerConfig
 
 #: Replays send a key so the SDK is satisfied; cassettes never hold one, so any value matches.
 REPLAY_KEY = "replay-without-key"
@@ -39,6 +43,10 @@ class MissingKey(Exception):
 
     The message names the target's file and the line of the setting that needs it.
     """
+
+    def __init__(self, message: str, variable: str) -> None:
+        super().__init__(message)
+        self.variable = variable
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,8 @@ class Settings:
     base_url: str | None = None
     server_version: str | None = None
     specs_arg: str | None = None
+    #: Times each case runs (``--repeat``); their outcomes are combined (conformance.stability).
+    repeat: int = 1
 
 
 @dataclass
@@ -149,9 +159,10 @@ class Runner:
     def _missing(self, target: Target, where: tuple[str, ...], variable: str) -> MissingKey:
         message = f"target {target.name} needs ${variable} set to run in {self.settings.mode} mode"
         try:
-            return MissingKey(str(self.catalog.error("target", target.name, where, message)))
+            located = str(self.catalog.error("target", target.name, where, message))
         except KeyError:  # a target made in code, with no file behind it
-            return MissingKey(message)
+            located = message
+        return MissingKey(located, variable)
 
     def slots_for(self, target: Target) -> threading.BoundedSemaphore:
         """The semaphore that keeps ``target``'s requests in flight within its max_concurrency."""
@@ -184,19 +195,9 @@ class Runner:
         )
 
     def _start_reference(self, target: Target) -> str:
-        from conformance.reference import dialect, server  # noqa: PLC0415  (only when serving)
+        from conformance.reference import server  # noqa: PLC0415  (only when serving)
 
-        assert target.reference is not None
-        switches = dialect.switches_for(
-            self.catalog, target.reference.dialect, target.reference.set
-        )
-        config = server.ServerConfig(
-            switches=switches,
-            context_window=min(target.window(api) for api in target.apis),
-            max_output_tokens=_output_cap(target),
-            api_key=self.key_for(target),
-        )
-        running = server.start(config)
+        running = server.start(reference_config(self.catalog, target, self.key_for(target)))
         self._servers[target.name] = running
         return str(running.base_url)
 
@@ -207,33 +208,43 @@ class Runner:
         self._servers.clear()
         redaction.stop_scrubbing_logs()
 
+    def missing_key(self, target: Target) -> str | None:
+        """The unset variable ``target`` needs in this run's mode, or None."""
+        try:
+            self.credentials_for(target)
+        except MissingKey as exc:
+            return exc.variable
+        return None
+
     def record_command(self, case: Case) -> str:
         """The command that records ``case``'s cassette."""
-        words = [
-            "conformance",
-            "run",
-            "--mode",
-            "record",
-            "--target",
-            case.target.name,
-            "--behavior",
-            case.behavior.id,
-        ]
+        return self.record_target_command(case.target, case.behavior.id)
+
+    def record_target_command(self, target: Target, behavior: str | None = None) -> str:
+        """The command that records ``target``'s cassettes (only ``behavior``'s, if given)."""
+        words = ["conformance", "run", "--mode", "record", "--target", target.name]
+        if behavior:
+            words += ["--behavior", behavior]
         if self.settings.specs_arg:
             words += ["--specs", self.settings.specs_arg]
         command = shlex.join(words)
-        target = case.target
         variables = target.env_references()
         if target.api_key_env and target.reference is None:
             variables.insert(0, target.api_key_env)
         return " ".join([*(f"{name}=..." for name in dict.fromkeys(variables)), command])
 
     def execute(self, case: Case) -> CaseResult:
-        """Probe ``case`` and judge it; every failure becomes an ``error`` result.
+        """Probe ``case`` and judge it; every failure becomes an ``error`` result. With
+        ``repeat`` above 1, the case runs that many times, back to back, and the results of
+        its runs are combined into one.
 
         A recording that ends without an observation keeps the case's old cassette, and
         its summary says so.
         """
+        if self.settings.repeat != 1:
+            return combine(
+                [self._scrubbed(self._execute(case)) for _ in range(self.settings.repeat)]
+            )
         result = self._execute(case)
         if self.kept_cassette(case, result):
             result = result.model_copy(update={"summary": f"{result.summary} (old cassette kept)"})
@@ -436,6 +447,29 @@ def _server_version(
         if exchange.response is not None and exchange.response.headers.get("server"):
             return exchange.response.headers["server"]
     return None
+
+
+def reference_config(
+    catalog: Catalog,
+    target: Target,
+    api_key: str | None,
+    overrides: Mapping[str, str] | None = None,
+) -> ServerConfig:
+    """The reference server that plays ``target`` (which has a ``reference:`` block): its
+    dialect's switches, the target's own settings of them, then ``overrides``; its context
+    window and output cap; checking ``api_key`` when one is given."""
+    from conformance.reference import dialect, server  # noqa: PLC0415  (only when serving)
+
+    assert target.reference is not None
+    switches = dialect.switches_for(
+        catalog, target.reference.dialect, {**target.reference.set, **(overrides or {})}
+    )
+    return server.ServerConfig(
+        switches=switches,
+        context_window=min(target.window(api) for api in target.apis),
+        max_output_tokens=_output_cap(target),
+        api_key=api_key,
+    )
 
 
 def _output_cap(target: Target) -> int | None:

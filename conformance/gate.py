@@ -92,7 +92,8 @@ class BaselineEntry(_Model):
     )
     observed: Annotated[list[str], _ONE_OR_MANY_OUTCOMES] | None = Field(
         default=None,
-        description="If given, a deviation must be to one of these outcomes to be expected.",
+        description="If given, a deviation must be to one of these outcomes to be expected. On "
+        "a flaky entry, for readers: what the case's runs came to when it was marked.",
     )
     flaky: bool = Field(default=False, description="Any verdict and outcome is allowed.")
     reason: str | None = Field(default=None, description="Why: a bug link, a decision.")
@@ -375,7 +376,8 @@ def updated(results: Results, text: str | None, targets: Sequence[str] = ()) -> 
     (or the case's exact entry now expects it, reason kept); an exact entry expecting a
     deviation or error of a case that now passes is removed. Everything else stays as
     written, comments and key order included: flaky entries, patterns, reasons, and entries
-    for cases that errored, were skipped or were not run.
+    for cases that errored, were skipped or were not run. A case whose repeated runs
+    disagreed (``conformance run --repeat``) gets a flaky entry (``flaky_entry``).
     """
     yaml = _round_trip(text or "")
     document = yaml.load(text) if text and text.strip() else None
@@ -389,14 +391,27 @@ def updated(results: Results, text: str | None, targets: Sequence[str] = ()) -> 
         name: [BaselineEntry.model_validate(e) for e in written[name] or []] for name in written
     }
     for case in sorted(results.cases, key=lambda c: (c.target, c.id)):
-        if case.verdict not in DECIDED or (targets and case.target not in targets):
+        if targets and case.target not in targets:
+            continue
+        if case.verdict not in DECIDED and not case.unstable:
             continue
         entries = models.setdefault(case.target, [])
         index = _governing(entries, case.id)
         entry = entries[index] if index is not None else None
         kind = judge(case, entry)
         exact = index if entry is not None and entry.exact else None
-        if kind is Kind.UNEXPECTED_PASS and exact is not None:
+        if case.unstable:  # from --repeat: its runs disagreed
+            if entry is not None and entry.flaky:
+                continue
+            fresh = flaky_entry(case, entry if exact is not None else None)
+            if exact is not None:
+                written[case.target][exact] = _compact(fresh)
+                entries[exact] = fresh
+                changes.changed += 1
+            else:
+                _insert(written, entries, case.target, fresh)
+                changes.added += 1
+        elif kind is Kind.UNEXPECTED_PASS and exact is not None:
             del written[case.target][exact]
             del entries[exact]
             changes.removed += 1
@@ -410,13 +425,7 @@ def updated(results: Results, text: str | None, targets: Sequence[str] = ()) -> 
             fresh = BaselineEntry(
                 case=case.id, verdict=[Verdict.DEVIATION], observed=[case.observed or ""]
             )
-            if case.target not in written:
-                written.insert(_sorted_place(list(written), case.target), case.target, None)
-            if written[case.target] is None:
-                written[case.target] = CommentedSeq()
-            place = _sorted_place([e.case if e.exact else "" for e in entries], case.id)
-            written[case.target].insert(place, _compact(fresh))
-            entries.insert(place, fresh)
+            _insert(written, entries, case.target, fresh)
             changes.added += 1
         # Else nothing new: as expected, known, or a pattern that also covers other cases
         # (an unexpected pass there is left to the file's author; the gate names it).
@@ -444,6 +453,33 @@ def _round_trip(text: str) -> YAML:
         offset = max(0, dashes[0] - mapping) if dashes else 0
     yaml.indent(mapping=mapping, sequence=offset + 2, offset=offset)
     return yaml
+
+
+def flaky_entry(case: CaseResult, before: BaselineEntry | None = None) -> BaselineEntry:
+    """A ``flaky: true`` entry for a case whose repeated runs disagreed, listing what they
+    came to; the reason of the entry ``before`` it, if any, is kept."""
+    runs = case.runs or []
+    return BaselineEntry(
+        case=case.id,
+        flaky=True,
+        observed=[run.label for run in runs] or None,
+        reason=before.reason
+        if before is not None and before.reason
+        else f"unstable: {sum(run.count for run in runs)} runs came to {case.tally()}",
+    )
+
+
+def _insert(
+    written: CommentedMap, entries: list[BaselineEntry], target: str, fresh: BaselineEntry
+) -> None:
+    """Write ``fresh`` into ``target``'s entries, in order, making the target if need be."""
+    if target not in written:
+        written.insert(_sorted_place(list(written), target), target, None)
+    if written[target] is None:
+        written[target] = CommentedSeq()
+    place = _sorted_place([e.case if e.exact else "" for e in entries], fresh.case)
+    written[target].insert(place, _compact(fresh))
+    entries.insert(place, fresh)
 
 
 def _expect_deviation(entry: CommentedMap, observed: str | None) -> None:

@@ -30,10 +30,6 @@ MODES = ("replay", "record", "live")
 REPORT_ATTRIBUTE = "conformance_result"
 
 
-class CaseError(Exception):
-    """A case with no observation; pytest reports it as an error, not a failure."""
-
-
 SESSION = pytest.StashKey["SuiteSession"]()
 CASE = pytest.StashKey["Case"]()
 RESULT = pytest.StashKey["CaseResult"]()
@@ -121,6 +117,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "together, at most 64); replays and recordings run one at a time per process",
     )
     group.addoption(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="live runs: run each case N times and record what its runs came to; a case "
+        "whose runs disagree is unstable (an error, unless the baseline marks it flaky)",
+    )
+    group.addoption(
         "--baseline",
         default=None,
         metavar="FILE",
@@ -170,6 +174,12 @@ def pytest_configure(config: pytest.Config) -> None:
             "--concurrency takes a number of at least 1, and only in live mode; replays and "
             "recordings run one case at a time per process (spread them with -n)"
         )
+    repeat = config.getoption("repeat")
+    if repeat != 1 and (repeat < 1 or config.getoption("mode") != "live"):
+        raise pytest.UsageError(
+            "--repeat takes a number of at least 1, and only in live mode: a replay repeats "
+            "its cassette exactly, and a recording keeps one run"
+        )
     base_url = config.getoption("base_url")
     targets = {case.target.name for case in cases}
     if base_url and len(targets) != 1:
@@ -182,6 +192,7 @@ def pytest_configure(config: pytest.Config) -> None:
         base_url=base_url,
         server_version=config.getoption("server_version"),
         specs_arg=specs,
+        repeat=repeat,
     )
     runner = Runner(catalog, settings)
     if settings.mode is not Mode.REPLAY:
@@ -246,8 +257,8 @@ def conformance_case(request: pytest.FixtureRequest) -> CaseResult:
     if known is not None:
         pytest.xfail(f"known {result.verdict.value} ({known}): {result.summary}")
     if result.verdict is Verdict.ERROR:
-        __tracebackhide__ = True
-        raise CaseError(result.summary)
+        # A set-up failure is a pytest error; without a trace it reads as the one line it is.
+        pytest.fail(f"error: {result.summary}", pytrace=False)
     return result
 
 
@@ -267,6 +278,9 @@ class SuiteSession:
     write_error: str | None = None
     gate: GateReport | None = None
     ahead: Ahead | None = None
+    #: Targets whose every case was skipped for want of a cassette or a key: by name, the
+    #: unset variable (None: no cassette).
+    not_run: dict[str, str | None] = field(default_factory=dict)
 
     def pytest_pycollect_makeitem(
         self, collector: pytest.Collector, name: str, obj: Any
@@ -327,9 +341,11 @@ class SuiteSession:
         from conformance import gate, results  # noqa: PLC0415
         from conformance.report import html, markdown  # noqa: PLC0415
 
-        self.runner.close()
         if hasattr(session.config, "workerinput"):
+            self.runner.close()
             return  # an xdist worker: the controller writes the merged results
+        self.not_run = self._not_run()
+        self.runner.close()
         written = self.results(complete=exitstatus != pytest.ExitCode.INTERRUPTED)
         self.gate = gate.evaluate(written.cases, self.baseline, self.baseline_path)
         try:
@@ -346,9 +362,34 @@ class SuiteSession:
             return
         if exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
             session.exitstatus = int(self.gate.exit_code)
+            if self.nothing_ran_for_keys:
+                session.exitstatus = int(gate.ExitCode.NO_CASES)
+
+    def _not_run(self) -> dict[str, str | None]:
+        from conformance.verdict import Verdict  # noqa: PLC0415
+
+        by_target: dict[str, list[CaseResult]] = {}
+        for case in self.collected.values():
+            by_target.setdefault(case.target, []).append(case)
+        found: dict[str, str | None] = {}
+        for name, cases in sorted(by_target.items()):
+            if any(case.verdict is not Verdict.SKIPPED for case in cases):
+                continue
+            missing = self.runner.missing_key(self.catalog.targets[name])
+            if missing or all(case.summary.startswith("no cassette") for case in cases):
+                found[name] = missing
+        return found
+
+    @property
+    def nothing_ran_for_keys(self) -> bool:
+        """Whether every case of a run that reaches the network was skipped for want of a key."""
+        targets = {case.target for case in self.collected.values()}
+        return bool(targets) and all(self.not_run.get(name) for name in targets)
 
     def pytest_terminal_summary(self, terminalreporter: Any, config: pytest.Config) -> None:
         """One line of verdict counts, and where the results went."""
+        from conformance.gate import Kind  # noqa: PLC0415
+
         if hasattr(config, "workerinput"):
             return
         terminalreporter.write_sep("-", "conformance")
@@ -388,8 +429,37 @@ class SuiteSession:
                     if tokens.total
                 )
             )
+        # Unstable cases the gate expects (flaky in the baseline); it lists the others itself.
+        known = (
+            {f.case.id for f in self.gate.findings if f.kind is Kind.KNOWN} if self.gate else set()
+        )
+        for case in sorted(self.collected.values(), key=lambda c: c.id):
+            if case.unstable and case.id in known:
+                terminalreporter.write_line(
+                    f"unstable, flaky in the baseline: {case.id}: {case.tally()}", yellow=True
+                )
+        for name, variable in self.not_run.items():
+            target = self.catalog.targets[name]
+            why = f"needs ${variable}" if variable else "no cassettes"
+            live = "live only, " if target.live_only else ""
+            terminalreporter.write_line(
+                f"not run: {name} ({live}{why}); record it with: "
+                f"{self.runner.record_target_command(target)}"
+            )
+        if self.nothing_ran_for_keys:
+            needs = ", ".join(
+                f"{name} needs ${variable}" for name, variable in self.not_run.items()
+            )
+            terminalreporter.write_line(
+                f"no case ran: every case was skipped because a key is not set ({needs}); "
+                "exit code 5",
+                red=True,
+                bold=True,
+            )
+            return
         if self.gate is not None and self.collected:
-            for number, text in enumerate(self.gate.lines()):
+            # One line for every case that did not go as expected, however many there are.
+            for number, text in enumerate(self.gate.lines(limit=len(self.collected))):
                 failed = self.gate.exit_code != 0
                 terminalreporter.write_line(text, red=failed and number == 0, bold=number == 0)
 

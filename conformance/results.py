@@ -32,6 +32,19 @@ class _Result(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class RunOutcome(_Result):
+    """How many of a repeated case's runs came to one verdict and outcome."""
+
+    verdict: Verdict
+    observed: str | None
+    count: int
+
+    @property
+    def label(self) -> str:
+        """The outcome, or the verdict of runs that observed none (error, skipped)."""
+        return self.observed or self.verdict.value
+
+
 class CaseResult(_Result):
     """One case: what was expected, what was observed, the verdict and the evidence."""
 
@@ -52,6 +65,20 @@ class CaseResult(_Result):
     tokens: Tokens = Field(default_factory=Tokens)
     duration_s: float = 0.0
     server_version: str | None = Field(default=None, description="As the server reported it.")
+    runs: list[RunOutcome] | None = Field(
+        default=None,
+        description="With `conformance run --repeat N`: what the case's N runs came to, most "
+        "frequent first. More than one entry: the case is unstable, and its verdict is error.",
+    )
+
+    @property
+    def unstable(self) -> bool:
+        """Whether the repeated runs of this case came to different verdicts or outcomes."""
+        return self.runs is not None and len(self.runs) > 1
+
+    def tally(self) -> str:
+        """What the repeated runs came to, e.g. ``3 included, 2 omitted``; '' if not repeated."""
+        return ", ".join(f"{run.count} {run.label}" for run in self.runs or ())
 
     def explain(self) -> str:
         """A few lines for a terminal: expected vs observed, and why."""

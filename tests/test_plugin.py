@@ -252,3 +252,41 @@ def test_fireworks_target_deviates_exactly_where_the_profiles_differ(
     assert {case["verdict"] for case in cases if case["behavior"] in silent} == {"observed"}
     assert all(case["verdict"] in {"pass", "deviation", "observed"} for case in cases)
     assert "documents included, observed omitted" in completed.stdout
+
+
+def test_under_plain_pytest_an_error_is_its_reason_without_frames(workdir: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}/v1"
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "--pyargs",
+            "conformance.suite",
+            "--mode",
+            "live",
+            "--target",
+            "reference-openai",
+            "--behavior",
+            "stop.inclusion",
+            "--base-url",
+            closed,
+        ],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert completed.returncode == 2, completed.stdout
+    errors = completed.stdout[completed.stdout.index("= ERRORS =") :]
+    errors = errors[: errors.index("- conformance -")]
+    assert "Traceback" not in errors
+    assert ".py:" not in errors  # no frame of pytest, pytest-asyncio or the plugin
+    reasons = [line for line in errors.splitlines() if line.startswith("error: ")]
+    assert len(reasons) == 4  # one line for each of the four cases
+    assert all("connection failed" in reason for reason in reasons)

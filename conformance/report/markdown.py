@@ -48,6 +48,25 @@ def _findings(title: str, findings: list[Finding], note: str = "") -> list[str]:
     return [*lines, ""]
 
 
+def _unstable(results: Results) -> list[str]:
+    """The cases whose repeated runs disagreed (``conformance run --repeat``)."""
+    unstable = [case for case in results.cases if case.unstable]
+    if not unstable:
+        return []
+    lines = [
+        f"### Unstable cases ({len(unstable)})",
+        "",
+        "Their repeated runs disagreed: `conformance baseline update` marks them flaky.",
+        "",
+        "| Case | Runs |",
+        "|---|---|",
+    ]
+    lines += [f"| `{cell(case.id, 120)}` | {cell(case.tally())} |" for case in unstable[:MAX_ROWS]]
+    if len(unstable) > MAX_ROWS:
+        lines.append(f"| … and {len(unstable) - MAX_ROWS} more | |")
+    return [*lines, ""]
+
+
 def render(results: Results, *, gate: GateReport | None = None, report_dir: str = "") -> str:
     """The summary as Markdown."""
     report = build(results, gate=gate)
@@ -107,6 +126,7 @@ def render(results: Results, *, gate: GateReport | None = None, report_dir: str 
             lines += [f"<details><summary>Known (in the baseline): {len(known)}</summary>", ""]
             lines += _findings("Known", known)
             lines += ["</details>", ""]
+    lines += _unstable(results)
     where = f"{report_dir.rstrip('/')}/" if report_dir else ""
     lines.append(
         f"Full report with evidence: `{where}index.html` · results: `{where}results.json` · "

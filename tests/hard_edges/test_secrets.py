@@ -82,6 +82,7 @@ def test_the_canary_is_in_nothing_the_suite_writes_or_prints(
         "stop.inclusion",
         "--",
         "-rA",
+        "--tb=short",  # conformance run prints no pytest sections unless asked
         "--log-level=DEBUG",
         cwd=workdir,
         env={"LITELLM_MASTER_KEY": CANARY, VARIABLE: CANARY},
