@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from importlib.metadata import version
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 import conformance
 from conformance.observation import Check, Exchange, Tokens
@@ -255,5 +255,13 @@ def write(results: Results, path: Path) -> None:
 
 
 def load(path: Path) -> Results:
-    """Read a results file written by ``write``."""
-    return Results.model_validate_json(path.read_text(encoding="utf-8"))
+    """Read a results file written by ``write``; anything else (not JSON, nested past the
+    parser's limit, not of the schema) is a one-line ValueError saying where."""
+    try:
+        return Results.model_validate_json(path.read_text(encoding="utf-8"))
+    except ValidationError as exc:
+        problems = exc.errors()
+        first = problems[0]
+        where = ".".join(str(part) for part in first["loc"])
+        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        raise ValueError(f"{first['msg']}{f' at {where}' if where else ''}{more}") from None
