@@ -194,6 +194,7 @@ def conformance_case(request: pytest.FixtureRequest) -> CaseResult:
     A deviation or error that the baseline expects is an xfail, so JUnit shows it as known.
     """
     from conformance import gate  # noqa: PLC0415
+    from conformance.untrusted import printable  # noqa: PLC0415
     from conformance.verdict import Verdict  # noqa: PLC0415
 
     session = request.config.stash[SESSION]
@@ -210,13 +211,13 @@ def conformance_case(request: pytest.FixtureRequest) -> CaseResult:
         ]
     )
     if result.verdict is Verdict.SKIPPED:
-        pytest.skip(result.summary)
+        pytest.skip(printable(result.summary))
     known = gate.known_failure(session.baseline, result)
     if known is not None:
-        pytest.xfail(f"known {result.verdict.value} ({known}): {result.summary}")
+        pytest.xfail(printable(f"known {result.verdict.value} ({known}): {result.summary}"))
     if result.verdict is Verdict.ERROR:
         __tracebackhide__ = True
-        raise CaseError(result.summary)
+        raise CaseError(printable(result.summary))
     return result
 
 

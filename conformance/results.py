@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 import conformance
 from conformance.observation import Check, Exchange, Tokens
 from conformance.spec import Catalog, Caveat
+from conformance.untrusted import printable
 from conformance.verdict import Verdict
 
 SCHEMA_VERSION = 1
@@ -53,9 +54,10 @@ class CaseResult(_Result):
     server_version: str | None = Field(default=None, description="As the server reported it.")
 
     def explain(self) -> str:
-        """A few lines for a terminal: expected vs observed, and why."""
+        """A few lines for a terminal: expected vs observed, and why (control characters
+        from the server written as escapes)."""
         expected = " or ".join(self.expected) if self.expected is not None else "unknown"
-        return (
+        return printable(
             f"{self.id}: {self.profile} documents {expected}, observed {self.observed}\n"
             f"  {self.summary}"
         )
