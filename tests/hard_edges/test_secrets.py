@@ -25,11 +25,15 @@ import pytest
 import uvicorn
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from conformance.catalog import load
+from conformance.execute import Credentials
+from conformance.probes import Endpoint
 from conformance.redaction import REDACTED
 from conformance.reference.app import create_app
 from conformance.reference.faults import FaultSpec
 from conformance.reference.server import RunningServer, ServerConfig, start, stop_all
 from tests._cli import conformance, replace_in
+from tests.conftest import SPECS
 
 CANARY = "sk-canary-7c1e9b4f2a6d8035e1"  # LiteLLM master keys start with sk-
 VARIABLE = "CANARY_KEY"
@@ -266,3 +270,21 @@ def test_a_key_echoed_in_any_spelling_is_in_nothing_written_or_printed_even_with
     for path in written:
         assert _reveals(path.read_text(errors="replace"), HOSTILE_KEY) is None, path
     assert _reveals(output, HOSTILE_KEY) is None
+
+
+def test_no_object_that_holds_a_key_shows_it_in_its_repr() -> None:
+    target = load(SPECS).targets["reference-openai"]
+    credentials = Credentials(HOSTILE_KEY, {"api-key": HOSTILE_KEY}, {"key": HOSTILE_KEY})
+    endpoint = Endpoint(
+        target,
+        "http://127.0.0.1:9/v1",
+        HOSTILE_KEY,
+        headers=credentials.headers,
+        query=credentials.query,
+    )
+    try:
+        for holder in (credentials, endpoint, ServerConfig(api_key=HOSTILE_KEY)):
+            assert HOSTILE_KEY not in repr(holder), type(holder).__name__
+            assert HOSTILE_KEY not in str(holder), type(holder).__name__
+    finally:
+        endpoint.close()
