@@ -1,4 +1,8 @@
-"""Read YAML while keeping where each value came from, so errors can name a line."""
+"""Read YAML while keeping where each value came from, so errors can name a line.
+
+Spec and baseline files may come from elsewhere: one that nests too deep, or whose aliases
+expand too far (an alias bomb), is refused before anything walks it.
+"""
 
 from __future__ import annotations
 
@@ -55,8 +59,9 @@ def read(file: Path) -> Document:
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(file, f"cannot read the file: {exc}") from None
     try:
-        # One parse, by libyaml where it is there: the node tree keeps the positions, and the
-        # data is built from it rather than by parsing the text a second time.
+        # libyaml's events first, to refuse what would hang or crash a tree walk; then one
+        # composition: the node tree keeps the positions, and the data is built from it
+        # rather than by parsing the text again.
         _check_bounds(file, text)
         root = yaml.compose(text, Loader=_FastLoader)
         data = _FastLoader("").construct_document(root) if root is not None else None
