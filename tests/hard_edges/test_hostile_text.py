@@ -11,14 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import io
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from conformance import gate
@@ -29,6 +25,7 @@ from conformance.report import markdown
 from conformance.results import CaseResult, write
 from conformance.verdict import Verdict
 from tests._cli import conformance
+from tests.hard_edges._serve import serving
 from tests.report.factory import case, results
 
 #: What a hostile server says: a terminal title change and screen clear, a bell, a carriage
@@ -73,22 +70,8 @@ class _HostileUpstream:
 def hostile_upstream() -> Iterator[tuple[str, _HostileUpstream]]:
     """A loopback server answering as _HostileUpstream; its base URL and the app."""
     upstream = _HostileUpstream(create_app(ServerConfig()))
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(
-        uvicorn.Config(upstream, log_config=None, lifespan="off", access_log=False)
-    )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}/v1", upstream
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
+    with serving(upstream) as base_url:
+        yield base_url, upstream
 
 
 def test_a_hostile_reply_is_printed_and_summarised_as_text(

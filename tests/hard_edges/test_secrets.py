@@ -13,16 +13,12 @@ from __future__ import annotations
 import base64
 import json
 import re
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
 
 import pytest
-import uvicorn
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from conformance.catalog import load
@@ -34,6 +30,7 @@ from conformance.reference.faults import FaultSpec
 from conformance.reference.server import RunningServer, ServerConfig, start, stop_all
 from tests._cli import conformance, replace_in
 from tests.conftest import SPECS
+from tests.hard_edges._serve import serving
 
 CANARY = "sk-canary-7c1e9b4f2a6d8035e1"  # LiteLLM master keys start with sk-
 VARIABLE = "CANARY_KEY"
@@ -184,22 +181,8 @@ class _HostileGateway:
 def hostile_gateway() -> Iterator[tuple[str, _HostileGateway]]:
     """A reference server that wants HOSTILE_KEY, behind a gateway that echoes it."""
     gateway = _HostileGateway(create_app(ServerConfig(api_key=HOSTILE_KEY)), HOSTILE_KEY)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(
-        uvicorn.Config(gateway, log_config=None, lifespan="off", access_log=False)
-    )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}/v1", gateway
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
+    with serving(gateway) as base_url:
+        yield base_url, gateway
 
 
 def _reveals(text: str, key: str) -> str | None:
