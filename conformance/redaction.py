@@ -6,7 +6,8 @@ wherever it shows up (a gateway that echoes the key in an error, a header with a
 innocent name or one named after the key, a log line), in every spelling the suite itself
 decodes: as written in any case, JSON-escaped (``\\u0073``, any mix of escaped and plain
 characters), URL-encoded (``%73``, ``+`` for a space), and base64 (standard or URL-safe, the
-key alone, after ``Bearer `` or anywhere inside a longer encoded value).
+key alone, after ``Bearer `` or anywhere inside a longer encoded value); and what is left of
+a key where an excerpt cut it short.
 """
 
 from __future__ import annotations
@@ -117,8 +118,11 @@ def _compile(secrets: frozenset[str]) -> re.Pattern[str] | None:
         return None
     forms = [_spelled(secret) for secret in secrets]
     forms += [re.escape(core) for secret in secrets for core in _base64_cores(secret)]
-    # Longest first, so that a secret that contains another is replaced whole.
-    return re.compile("|".join(sorted(forms, key=lambda form: (-len(form), form))))
+    # Longest first, so that a secret that contains another is replaced whole; a secret
+    # cut short by an excerpt last, as it matches only where the text is cut.
+    forms.sort(key=lambda form: (-len(form), form))
+    forms += [_cut_short(secret) for secret in secrets]
+    return re.compile("|".join(forms))
 
 
 def _spelled(secret: str) -> str:
@@ -126,6 +130,16 @@ def _spelled(secret: str) -> str:
     case: header names reach cassettes and logs lower-cased), JSON-escaped or URL-encoded
     (hex digits in either case), independently of the others."""
     return "".join(_character(char) for char in secret)
+
+
+def _cut_short(secret: str) -> str:
+    """A pattern for the first MIN_SECRET_LENGTH or more characters of ``secret`` where a
+    text ends or is marked as cut (``...``, ``…``): an excerpt that ends inside a key."""
+    groups = [_character(char) for char in secret]
+    head = "".join(groups[:MIN_SECRET_LENGTH])
+    tail = "".join(f"(?:{group}" for group in groups[MIN_SECRET_LENGTH:-1])
+    tail += ")?" * (len(secret) - MIN_SECRET_LENGTH - 1)
+    return head + tail + r"(?=\.\.\.|…|\Z)"
 
 
 def _character(char: str) -> str:

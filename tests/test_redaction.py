@@ -373,3 +373,31 @@ def test_a_key_spelled_otherwise_is_scrubbed_from_logs(caplog: pytest.LogCapture
     assert secret.lower() not in caplog.text.lower()
     assert "\\u0073" not in caplog.text.lower()
     assert not _decodes_to(caplog.text, secret.encode())
+
+
+@given(
+    secret=spelled_secrets,
+    before=surroundings,
+    cut=st.integers(min_value=redaction.MIN_SECRET_LENGTH, max_value=40),
+    marker=st.sampled_from(["", "...", "… (120 more characters)", "... (3 more characters)"]),
+    spelling=st.sampled_from(["plain", "json"]),
+)
+def test_a_key_cut_short_by_an_excerpt_leaves_no_part_of_it(
+    secret: str, before: str, cut: int, marker: str, spelling: str
+) -> None:
+    # Excerpts (a summary's 200 characters of a body, the evidence's 4000) may end inside
+    # a key: the part before the cut is redacted where the text ends or says it was cut.
+    assume(cut < len(secret))
+    head = secret[:cut] if spelling == "plain" else json.dumps(secret, ensure_ascii=True)[1:-1]
+    if spelling == "json":
+        head = head[: len(json.dumps(secret[:cut], ensure_ascii=True)) - 2]
+    scrubbed = redaction.text(before + head + marker, [secret])
+    assert redaction.REDACTED in scrubbed
+    assert secret[: redaction.MIN_SECRET_LENGTH].lower() not in scrubbed.lower()
+    assert scrubbed.endswith(marker)
+
+
+def test_a_part_of_a_key_inside_a_text_is_left_alone() -> None:
+    # Only where a text is cut: "sk-proj-" followed by more text is a prefix, not a key.
+    secret = "sk-proj-7c1e9b4f2a6d8035e1"
+    assert redaction.text("keys look like sk-proj-xxxx", [secret]) == "keys look like sk-proj-xxxx"

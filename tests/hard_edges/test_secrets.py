@@ -126,6 +126,11 @@ def test_the_canary_is_in_nothing_the_suite_writes_or_prints(
 HOSTILE_KEY = "sk-Hostile-9F3a7C2e8B1d6045"  # mixed case: a lower-cased copy must go too
 
 
+#: Dots before the key in the gateway's error, so that the 200 characters of the body an
+#: error's summary quotes end inside the key, 12 characters (42 escaped) into it.
+PADDING = 200 - 42 - len('{"error": {"message": "upstream refused key ')
+
+
 def _json_escaped(key: str) -> str:
     """Every other character \\u-escaped, in upper-case hex, as some encoders write."""
     return "".join(f"\\u{ord(c):04X}" if i % 2 else c for i, c in enumerate(key))
@@ -160,10 +165,9 @@ class _HostileGateway:
 
         if scope["method"] == "POST" and not self.faulted:
             self.faulted += 1
+            opening = '{"error": {"message": "' + "." * PADDING + "upstream refused key "
             body = (
-                '{"error": {"message": "upstream refused key '
-                + _json_escaped(self.key)
-                + '", "type": "server_error", "code": null}}'
+                opening + _json_escaped(self.key) + '", "type": "server_error", "code": null}}'
             ).encode()
             await echoing(
                 {
@@ -242,7 +246,8 @@ def test_a_key_echoed_in_any_spelling_is_in_nothing_written_or_printed_even_with
     # The failing case's frames were printed with their locals, the run's settings among them.
     assert "session    = SuiteSession(" in output, output
     (error,) = [case for case in results["cases"] if case["verdict"] == "error"]
-    assert f"upstream refused key {REDACTED}" in error["summary"]
+    # The summary quotes the body up to a cut inside the key: what it holds of it goes too.
+    assert error["summary"].endswith(f"upstream refused key {REDACTED}"), error["summary"]
 
     written = sorted(p for p in workdir.rglob("*") if p.is_file())
     assert {"results.json", "junit.xml", "index.html", "summary.md"} <= {p.name for p in written}
