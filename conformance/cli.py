@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from conformance import __version__
 from conformance.spec.errors import SpecError
 from conformance.spec.loader import suggest
+from conformance.untrusted import printable
 
 if TYPE_CHECKING:
     from conformance.catalog import Catalog
@@ -73,10 +74,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(options.handler(options, passthrough))
     except SpecError as exc:
-        print(f"conformance: {exc}", file=sys.stderr)
+        print(f"conformance: {printable(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except ValueError as exc:
-        print(f"conformance: {exc}", file=sys.stderr)
+        print(f"conformance: {printable(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
 
 
@@ -422,7 +423,7 @@ def _compare(options: argparse.Namespace, _: list[str]) -> int:
     from conformance.report import html  # noqa: PLC0415
 
     comparison = compare.compare(_read_results(options.old), _read_results(options.new))
-    print(compare.render_text(comparison, options.old, options.new))
+    print(printable(compare.render_text(comparison, options.old, options.new)))
     if options.html:
         path = Path(options.html)
         files.write_text(path, html.render_comparison(comparison, options.old, options.new))

@@ -51,11 +51,15 @@ class MissingKey(Exception):
 
 @dataclass(frozen=True)
 class Credentials:
-    """What a target's requests carry: the bearer key, and headers and query as sent."""
+    """What a target's requests carry: the bearer key, and headers and query as sent.
 
-    key: str
-    headers: dict[str, str]
-    query: dict[str, str]
+    Its repr names no value: pytest's ``-l`` prints the locals of a failing case's frames,
+    and so would print the key into the terminal and junit.xml.
+    """
+
+    key: str = field(repr=False)
+    headers: dict[str, str] = field(repr=False)
+    query: dict[str, str] = field(repr=False)
 
     def values(self) -> list[str]:
         """Every value here that came from the environment or was made for the run."""

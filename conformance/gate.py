@@ -41,6 +41,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from conformance import files
 from conformance.results import CaseResult, Results
 from conformance.spec.yamlpos import PathPart, read
+from conformance.untrusted import printable
 from conformance.verdict import Verdict
 
 BASELINE_SCHEMA_VERSION = 1
@@ -273,12 +274,15 @@ class GateReport:
 
 
 def describe(case: CaseResult, width: int = 160) -> str:
-    """``id: expected X, observed Y`` for one case, or ``id: error: why`` for an error."""
+    """``id: expected X, observed Y`` for one case, or ``id: error: why`` for an error;
+    one line, control characters from the server written as escapes."""
     if case.verdict is Verdict.ERROR or case.observed is None:
         why = " ".join(case.summary.split())
-        return f"{case.id}: {case.verdict.value}: {why[:width]}{'…' if len(why) > width else ''}"
-    expected = " or ".join(case.expected) if case.expected is not None else "unknown"
-    return f"{case.id}: {case.profile} documents {expected}, observed {case.observed}"
+        line = f"{case.id}: {case.verdict.value}: {why[:width]}{'…' if len(why) > width else ''}"
+    else:
+        expected = " or ".join(case.expected) if case.expected is not None else "unknown"
+        line = f"{case.id}: {case.profile} documents {expected}, observed {case.observed}"
+    return printable(" ".join(line.split()))
 
 
 def evaluate(

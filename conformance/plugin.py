@@ -236,6 +236,7 @@ def conformance_case(request: pytest.FixtureRequest) -> CaseResult:
     A deviation or error that the baseline expects is an xfail, so JUnit shows it as known.
     """
     from conformance import gate  # noqa: PLC0415
+    from conformance.untrusted import printable  # noqa: PLC0415
     from conformance.verdict import Verdict  # noqa: PLC0415
 
     session = request.config.stash[SESSION]
@@ -252,13 +253,13 @@ def conformance_case(request: pytest.FixtureRequest) -> CaseResult:
         ]
     )
     if result.verdict is Verdict.SKIPPED:
-        pytest.skip(result.summary)
+        pytest.skip(printable(result.summary))
     known = gate.known_failure(session.baseline, result)
     if known is not None:
-        pytest.xfail(f"known {result.verdict.value} ({known}): {result.summary}")
+        pytest.xfail(printable(f"known {result.verdict.value} ({known}): {result.summary}"))
     if result.verdict is Verdict.ERROR:
         # A set-up failure is a pytest error; without a trace it reads as the one line it is.
-        pytest.fail(f"error: {result.summary}", pytrace=False)
+        pytest.fail(printable(f"error: {result.summary}"), pytrace=False)
     return result
 
 

@@ -77,7 +77,7 @@ def scrubbers(secrets: Sequence[str]) -> tuple[Any, Any]:
 
     def before_record_response(response: dict[str, Any]) -> dict[str, Any]:
         response["headers"] = {
-            name: [redaction.text(str(value), secrets) for value in values]
+            redaction.text(name, secrets): [redaction.text(str(value), secrets) for value in values]
             if isinstance(values, list)
             else redaction.text(str(values), secrets)
             for name, values in response["headers"].items()

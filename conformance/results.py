@@ -17,12 +17,13 @@ from collections.abc import Iterable
 from importlib.metadata import version
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 import conformance
 from conformance import files
 from conformance.observation import Check, Exchange, Tokens
 from conformance.spec import Catalog, Caveat
+from conformance.untrusted import printable
 from conformance.verdict import Verdict
 
 SCHEMA_VERSION = 1
@@ -81,9 +82,10 @@ class CaseResult(_Result):
         return ", ".join(f"{run.count} {run.label}" for run in self.runs or ())
 
     def explain(self) -> str:
-        """A few lines for a terminal: expected vs observed, and why."""
+        """A few lines for a terminal: expected vs observed, and why (control characters
+        from the server written as escapes)."""
         expected = " or ".join(self.expected) if self.expected is not None else "unknown"
-        return (
+        return printable(
             f"{self.id}: {self.profile} documents {expected}, observed {self.observed}\n"
             f"  {self.summary}"
         )
@@ -272,5 +274,13 @@ def write(results: Results, path: Path) -> None:
 
 
 def load(path: Path) -> Results:
-    """Read a results file written by ``write``."""
-    return Results.model_validate_json(path.read_text(encoding="utf-8"))
+    """Read a results file written by ``write``; anything else (not JSON, nested past the
+    parser's limit, not of the schema) is a one-line ValueError saying where."""
+    try:
+        return Results.model_validate_json(path.read_text(encoding="utf-8"))
+    except ValidationError as exc:
+        problems = exc.errors()
+        first = problems[0]
+        where = ".".join(str(part) for part in first["loc"])
+        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        raise ValueError(f"{first['msg']}{f' at {where}' if where else ''}{more}") from None

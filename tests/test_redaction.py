@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
-from urllib.parse import quote, quote_plus
+import re
+from collections.abc import Callable
+from urllib.parse import quote, quote_plus, unquote_plus
 
 import pytest
 from hypothesis import assume, given
@@ -161,15 +164,16 @@ def test_recorded_request_keeps_no_secret_whatever_the_header(
     echoed=st.sampled_from(["{}", "request made with key {}", '{} (json: "{}")']),
 )
 def test_recorded_response_keeps_no_secret(names: list[str], secret: str, echoed: str) -> None:
-    assume(not any(secret in name for name in names))  # a header named after the key: absurd
     _, before_response = scrubbers([secret])
     text = echoed.format(secret, json.dumps(secret)[1:-1])
     response = {
         "status": {"code": 500, "message": "x"},
-        "headers": {name: [text] for name in names},
+        # A careless gateway may also name a header after the key (h11 lower-cases it).
+        "headers": {name: [text] for name in names} | {secret.lower(): ["1"]},
         "body": {"string": json.dumps({"error": {"message": text}}).encode()},
     }
     recorded = before_response(response)
+    assert _all_spellings_gone(json.dumps(recorded["headers"]).lower(), secret.lower())
     assert _all_spellings_gone(json.dumps(recorded["headers"]), secret)
     assert _all_spellings_gone(recorded["body"]["string"].decode(), secret)
 
@@ -232,3 +236,168 @@ def test_log_records_are_scrubbed_whatever_the_logger(caplog: pytest.LogCaptureF
     assert secret not in caplog.text
     logging.getLogger("after").warning("later %s", secret)  # scrubbing stops with the run
     assert secret in caplog.records[-1].getMessage()
+
+
+# --------------------------------------------------------------------------- every spelling
+# A server may send the key back in any spelling a decoder accepts; what the suite decodes
+# (JSON bodies, URLs, base64 headers and bodies) must not give the key back.
+
+#: Keys as providers make them, plus a space and a few characters outside ASCII.
+spelled_secrets = st.text(
+    st.sampled_from(token_chars + "./+=~:@! é€😀"), min_size=8, max_size=32
+).filter(lambda s: s.strip() == s and "<redacted>" not in s)
+surroundings = st.text(max_size=12)
+
+
+@st.composite
+def json_spelled(draw: st.DrawFn, secret: str) -> str:
+    """``secret`` as inside a JSON string, each character plain, \\u-escaped (either hex
+    case) or short-escaped, whichever a server's encoder happens to choose."""
+    out = []
+    for char in secret:
+        code = ord(char)
+        units = (
+            [code]
+            if code <= 0xFFFF
+            else [0xD800 + (code - 0x10000) // 0x400, 0xDC00 + (code - 0x10000) % 0x400]
+        )
+        options = [
+            "".join(f"\\u{unit:04x}" for unit in units),
+            "".join(f"\\u{unit:04X}" for unit in units),
+        ]
+        if char not in '"\\' and code >= 0x20:
+            options.append(char)
+        if char == "/":
+            options.append("\\/")
+        out.append(draw(st.sampled_from(options)))
+    return "".join(out)
+
+
+@st.composite
+def url_spelled(draw: st.DrawFn, secret: str) -> str:
+    """``secret`` as in a query string: each character plain where that is allowed,
+    percent-encoded (either hex case), or ``+`` for a space."""
+    out = []
+    for char in secret:
+        encoded = "".join(f"%{byte:02x}" for byte in char.encode())
+        options = [encoded, encoded.upper()]
+        if char.isascii() and (char.isalnum() or char in "-._~"):
+            options.append(char)
+        if char == " ":
+            options.append("+")
+        out.append(draw(st.sampled_from(options)))
+    return "".join(out)
+
+
+@given(data=st.data(), secret=spelled_secrets, before=surroundings, after=surroundings)
+def test_a_json_escaped_key_is_replaced_in_any_mix_of_escapes(
+    data: st.DataObject, secret: str, before: str, after: str
+) -> None:
+    spelled = data.draw(json_spelled(secret))
+    body = '{"error": "' + json.dumps(before)[1:-1] + spelled + json.dumps(after)[1:-1] + '"}'
+    scrubbed = redaction.text(body, [secret])
+    assert redaction.REDACTED in scrubbed
+    assert secret not in json.loads(scrubbed)["error"]
+
+
+@given(data=st.data(), secret=spelled_secrets, before=surroundings, after=surroundings)
+def test_a_url_encoded_key_is_replaced_in_any_mix_of_encodings(
+    data: st.DataObject, secret: str, before: str, after: str
+) -> None:
+    spelled = data.draw(url_spelled(secret))
+    query = f"q={quote_plus(before)}{spelled}{quote_plus(after)}"
+    scrubbed = redaction.text(query, [secret])
+    assert redaction.REDACTED in scrubbed
+    assert secret not in unquote_plus(scrubbed)
+
+
+def _decodes_to(text: str, secret: bytes) -> bool:
+    """Whether any run of base64 characters in ``text``, read from any of its first four
+    characters in either alphabet, decodes to bytes that contain ``secret``."""
+    for run in re.findall(r"[A-Za-z0-9+/_-]+", text):
+        standard = run.replace("-", "+").replace("_", "/")
+        for start in range(4):
+            part = standard[start:]
+            part = part[: len(part) - len(part) % 4]
+            if secret in base64.b64decode(part):
+                return True
+    return False
+
+
+@given(
+    secret=spelled_secrets,
+    before=st.binary(max_size=5),
+    scheme=st.sampled_from([b"", b"Bearer ", b"Basic user:"]),
+    after=st.binary(max_size=5),
+    alphabet=st.sampled_from([base64.b64encode, base64.urlsafe_b64encode]),
+    padded=st.booleans(),
+)
+def test_a_base64_key_is_replaced_at_any_alignment(
+    secret: str,
+    before: bytes,
+    scheme: bytes,
+    after: bytes,
+    alphabet: Callable[[bytes], bytes],
+    padded: bool,
+) -> None:
+    encoded = alphabet(before + scheme + secret.encode() + after).decode()
+    if not padded:
+        encoded = encoded.rstrip("=")
+    scrubbed = redaction.text(f"x-echo: {encoded}", [secret])
+    assert redaction.REDACTED in scrubbed
+    assert not _decodes_to(scrubbed, secret.encode())
+
+
+@given(secret=spelled_secrets, flips=st.lists(st.booleans(), min_size=32, max_size=32))
+def test_a_header_named_after_the_key_keeps_no_trace_of_it_in_any_case(
+    secret: str, flips: list[bool]
+) -> None:
+    assume(not redaction.is_secret_name(secret))
+    name = "".join(c.upper() if flip else c.lower() for c, flip in zip(secret, flips, strict=False))
+    kept = redaction.headers({name: "1", "x-other": "2"}, [secret])
+    assert kept == {redaction.REDACTED: "1", "x-other": "2"}
+
+
+def test_a_key_spelled_otherwise_is_scrubbed_from_logs(caplog: pytest.LogCaptureFixture) -> None:
+    secret = "sk-Log-Canary-5d2E8f"
+    redaction.scrub_logs([secret])
+    try:
+        with caplog.at_level(logging.DEBUG):
+            # httpcore logs response headers as h11 gives them: names lower-cased.
+            logging.getLogger("httpcore.http11").debug("headers %r", [(secret.lower(), b"1")])
+            logging.getLogger("x").debug("echo %s", "".join(f"\\u{ord(c):04X}" for c in secret))
+            logging.getLogger("x").debug("basic %s", base64.b64encode(f"Bearer {secret}".encode()))
+    finally:
+        redaction.stop_scrubbing_logs()
+    assert len(caplog.records) == 3
+    assert secret.lower() not in caplog.text.lower()
+    assert "\\u0073" not in caplog.text.lower()
+    assert not _decodes_to(caplog.text, secret.encode())
+
+
+@given(
+    secret=spelled_secrets,
+    before=surroundings,
+    cut=st.integers(min_value=redaction.MIN_SECRET_LENGTH, max_value=40),
+    marker=st.sampled_from(["", "...", "… (120 more characters)", "... (3 more characters)"]),
+    spelling=st.sampled_from(["plain", "json"]),
+)
+def test_a_key_cut_short_by_an_excerpt_leaves_no_part_of_it(
+    secret: str, before: str, cut: int, marker: str, spelling: str
+) -> None:
+    # Excerpts (a summary's 200 characters of a body, the evidence's 4000) may end inside
+    # a key: the part before the cut is redacted where the text ends or says it was cut.
+    assume(cut < len(secret))
+    head = secret[:cut] if spelling == "plain" else json.dumps(secret, ensure_ascii=True)[1:-1]
+    if spelling == "json":
+        head = head[: len(json.dumps(secret[:cut], ensure_ascii=True)) - 2]
+    scrubbed = redaction.text(before + head + marker, [secret])
+    assert redaction.REDACTED in scrubbed
+    assert secret[: redaction.MIN_SECRET_LENGTH].lower() not in scrubbed.lower()
+    assert scrubbed.endswith(marker)
+
+
+def test_a_part_of_a_key_inside_a_text_is_left_alone() -> None:
+    # Only where a text is cut: "sk-proj-" followed by more text is a prefix, not a key.
+    secret = "sk-proj-7c1e9b4f2a6d8035e1"
+    assert redaction.text("keys look like sk-proj-xxxx", [secret]) == "keys look like sk-proj-xxxx"

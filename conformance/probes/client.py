@@ -147,13 +147,13 @@ class Endpoint:
 
     target: Target
     base_url: str
-    api_key: str
+    api_key: str = field(repr=False)  # out of every traceback's locals (pytest -l)
     #: Exceptions that mean "stop", not "the network failed" (e.g. a replay mismatch); the
     #: SDK wraps whatever its transport raises, so they are unwrapped and re-raised.
     fatal: tuple[type[BaseException], ...] = ()
     #: Headers and query parameters as sent, ``${NAME}`` resolved (default: the target's own).
-    headers: Mapping[str, str] | None = None
-    query: Mapping[str, str] | None = None
+    headers: Mapping[str, str] | None = field(default=None, repr=False)
+    query: Mapping[str, str] | None = field(default=None, repr=False)
     #: How to wait before a retry; a replay passes a no-op, as there is no server to wait for.
     sleep: Callable[[float], None] = time.sleep
     #: An httpx transport in place of the network, for tests.

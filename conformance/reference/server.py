@@ -38,8 +38,9 @@ class ServerConfig:
     #: The toy model's output cap: the most tokens one completion may ask for (the reference
     #: targets' max_output_tokens say 192); None for no cap beyond the window.
     max_output_tokens: int | None = 192
-    #: When set, requests need ``Authorization: Bearer <api_key>``; otherwise 401.
-    api_key: str | None = None
+    #: When set, requests need ``Authorization: Bearer <api_key>``; otherwise 401. Out of
+    #: the repr, as a traceback's locals (pytest -l) would print it.
+    api_key: str | None = field(default=None, repr=False)
     #: Where the key goes: ``authorization`` (as a bearer token), or another header that
     #: carries the bare key (``api-key`` as Azure, ``x-api-key`` as some gateways).
     api_key_header: str = "authorization"

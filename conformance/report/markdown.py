@@ -1,32 +1,62 @@
 """``summary.md``: the run in a few lines of Markdown, for CI step summaries and PR comments.
 
-Provider text goes into it escaped (HTML entities, pipes, newlines), because GitHub renders
-part of HTML inside Markdown, and shortened, because comments have a size limit.
+Every value in it may come from a server or from a results file made elsewhere, so it goes
+in as text that Markdown shows and does not act on: no HTML (GitHub renders part of it),
+no link or image, no ``@mention`` or ``#123`` that would notify someone or cross-reference
+an issue, no control character; and shortened, because comments have a size limit.
 """
 
 from __future__ import annotations
 
 import html
+import re
 from pathlib import Path
 
 from conformance import files
 from conformance.gate import ExitCode, Finding, GateReport, Kind
 from conformance.report.model import build
 from conformance.results import Results
+from conformance.untrusted import printable
 
 MAX_ROWS = 30
 MAX_TEXT = 160
 VERDICTS = ("pass", "deviation", "error", "observed", "skipped")
 
+#: What Markdown (as GitHub renders it) would act on, and the inert text put in its place,
+#: in this order: backslashes first, as the escapes after them add some; brackets open
+#: every link and image; a zero-width space keeps a mention, an issue reference or a bare
+#: address as text; backticks last, as the entity that replaces them holds a ``#``.
+_INERT = [
+    (re.compile(r"\\"), r"\\\\"),
+    (re.compile(r"\|"), r"\\|"),
+    (re.compile(r"[\[\]]"), r"\\\g<0>"),
+    (re.compile(r"([@#])(?=\w)"), r"\1&#8203;"),
+    (re.compile(r"(?i)(://|www\.)"), r"\1&#8203;"),
+    (re.compile(r"`"), "&#96;"),
+]
+
 
 def cell(text: str | None, limit: int = MAX_TEXT) -> str:
-    """``text`` made safe for one Markdown table cell."""
+    """``text`` made inert for one Markdown table cell (or any line of the summary)."""
     if not text:
         return "—"
-    flat = " ".join(text.split())
+    flat = printable(" ".join(text.split()))
     if len(flat) > limit:
         flat = flat[: limit - 1] + "…"
-    return html.escape(flat, quote=False).replace("|", "\\|").replace("`", "&#96;")
+    inert = html.escape(flat, quote=False)
+    for pattern, replacement in _INERT:
+        inert = pattern.sub(replacement, inert)
+    return inert
+
+
+def code(text: str, limit: int = MAX_TEXT, *, in_table: bool = True) -> str:
+    """``text`` as a Markdown code span, where nothing is rendered but a backtick ends it
+    (and a pipe, in a table, ends the cell)."""
+    flat = printable(" ".join(text.split()))
+    if len(flat) > limit:
+        flat = flat[: limit - 1] + "…"
+    flat = flat.replace("`", "'")
+    return f"`{flat.replace('|', chr(92) + '|') if in_table else flat}`"
 
 
 def _findings(title: str, findings: list[Finding], note: str = "") -> list[str]:
@@ -40,7 +70,7 @@ def _findings(title: str, findings: list[Finding], note: str = "") -> list[str]:
         case = finding.case
         expected = " or ".join(case.expected) if case.expected is not None else "unknown"
         lines.append(
-            f"| `{cell(case.id, 120)}` | {cell(expected)} ({cell(case.profile)}) | "
+            f"| {code(case.id, 120)} | {cell(expected)} ({cell(case.profile)}) | "
             f"{cell(case.observed or case.verdict.value)} | {cell(case.summary)} |"
         )
     if len(findings) > MAX_ROWS:
@@ -80,7 +110,7 @@ def render(results: Results, *, gate: GateReport | None = None, report_dir: str 
             ExitCode.INFRA_ERROR: "⚠️",
         }[gate.exit_code]
         title = f"{icon} Conformance: {cell(gate.headline().split(': ', 1)[1], 300)}"
-    revision = f" (`{p.git_revision[:10]}`)" if p.git_revision else ""
+    revision = f" ({code(p.git_revision[:10], in_table=False)})" if p.git_revision else ""
     lines = [
         f"## {title}",
         "",
@@ -88,7 +118,7 @@ def render(results: Results, *, gate: GateReport | None = None, report_dir: str 
         f"mode {cell(p.mode)} · {p.finished_at:%Y-%m-%d %H:%M UTC}"
         + ("" if p.complete else " · **incomplete run**")
         + (
-            f" · baseline `{cell(str(gate.baseline))}`"
+            f" · baseline {code(str(gate.baseline), 300, in_table=False)}"
             if gate is not None and gate.baseline
             else ""
         ),
@@ -119,7 +149,7 @@ def render(results: Results, *, gate: GateReport | None = None, report_dir: str 
         )
         if gate.unused:
             lines += [f"### Unused baseline entries ({len(gate.unused)})", ""]
-            lines += [f"- {cell(u.target)}: `{cell(u.entry.case)}`" for u in gate.unused[:MAX_ROWS]]
+            lines += [f"- {cell(u.target)}: {code(u.entry.case)}" for u in gate.unused[:MAX_ROWS]]
             lines.append("")
         known = gate.of(Kind.KNOWN)
         if known:

@@ -1,4 +1,8 @@
-"""Read YAML while keeping where each value came from, so errors can name a line."""
+"""Read YAML while keeping where each value came from, so errors can name a line.
+
+Spec and baseline files may come from elsewhere: one that nests too deep, or whose aliases
+expand too far (an alias bomb), is refused before anything walks it.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,13 @@ PathPart = str | int
 
 #: libyaml's safe loader when PyYAML was built with it, else the pure-Python one.
 _FastLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+#: How deep a spec or baseline may nest (the shipped specs reach 11 levels), and how many
+#: values it may hold once its aliases are expanded (no shipped file holds 2,000). Beyond
+#: them a file is refused before anything walks it: an alias bomb would hang the run, and
+#: nesting too deep would crash it.
+MAX_DEPTH = 64
+MAX_VALUES = 100_000
 
 
 @dataclass(frozen=True)
@@ -48,8 +59,10 @@ def read(file: Path) -> Document:
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(file, f"cannot read the file: {exc}") from None
     try:
-        # One parse, by libyaml where it is there: the node tree keeps the positions, and the
-        # data is built from it rather than by parsing the text a second time.
+        # libyaml's events first, to refuse what would hang or crash a tree walk; then one
+        # composition: the node tree keeps the positions, and the data is built from it
+        # rather than by parsing the text again.
+        _check_bounds(file, text)
         root = yaml.compose(text, Loader=_FastLoader)
         data = _FastLoader("").construct_document(root) if root is not None else None
     except yaml.MarkedYAMLError as exc:
@@ -67,6 +80,65 @@ def read(file: Path) -> Document:
     if root is not None:
         _reject_duplicate_keys(document, root, ())
     return document
+
+
+@dataclass
+class _Open:
+    """A mapping or sequence being read: its anchor, the values counted before it, and the
+    deepest level reached inside it so far (aliases counted as expanded)."""
+
+    anchor: str | None
+    values_before: int
+    deepest: int
+
+
+def _check_bounds(file: Path, text: str) -> None:
+    """Refuse a document that nests deeper than MAX_DEPTH or whose aliases expand to more
+    than MAX_VALUES values, by reading its events once: that costs nothing recursive."""
+    expanded: dict[str, tuple[int, int]] = {}  # anchor -> (values, levels) it stands for
+    open_: list[_Open] = []
+    values = 0
+    for event in yaml.parse(text, Loader=_FastLoader):
+        if isinstance(event, yaml.CollectionEndEvent):
+            closed = open_.pop()
+            levels = closed.deepest - len(open_)
+            if closed.anchor is not None:
+                expanded[closed.anchor] = (values - closed.values_before, levels)
+            if open_:
+                open_[-1].deepest = max(open_[-1].deepest, closed.deepest)
+            continue
+        if isinstance(event, yaml.AliasEvent):
+            # An unknown anchor is left for the composer, which reports it at its line.
+            size, levels = expanded.get(str(event.anchor), (1, 0))
+        elif isinstance(event, yaml.CollectionStartEvent | yaml.ScalarEvent):
+            size, levels = 1, 1 if isinstance(event, yaml.CollectionStartEvent) else 0
+        else:
+            continue
+        values += size
+        depth = len(open_) + levels
+        if depth > MAX_DEPTH:
+            raise _refused(file, event, f"the YAML nests deeper than {MAX_DEPTH} levels")
+        if values > MAX_VALUES:
+            raise _refused(
+                file,
+                event,
+                f"the YAML holds more than {MAX_VALUES:,} values once its aliases are expanded "
+                "(an alias bomb?)",
+            )
+        if isinstance(event, yaml.CollectionStartEvent):
+            open_.append(_Open(event.anchor, values - 1, depth))
+        else:
+            if open_:
+                open_[-1].deepest = max(open_[-1].deepest, depth)
+            if isinstance(event, yaml.ScalarEvent) and event.anchor is not None:
+                expanded[event.anchor] = (1, 0)
+
+
+def _refused(file: Path, event: yaml.Event, message: str) -> SpecError:
+    mark = event.start_mark
+    if mark is None:
+        return SpecError(file, message)
+    return SpecError(file, message, line=mark.line + 1, column=mark.column + 1)
 
 
 def locate(

@@ -18,7 +18,7 @@ import pytest
 
 from conformance.cli import main
 from tests._cli import conformance, replace_in
-from tests.spec.test_loader import BAD_SPECS
+from tests.spec.test_loader import BAD_SPECS, alias_bomb, nested
 
 EXIT_USAGE = 4
 EXIT_OK = 0
@@ -37,6 +37,8 @@ class Bad:
     argv: tuple[str, ...] = ("list", "--specs", "{specs}")
     env: dict[str, str] = field(default_factory=dict)
     exit: int = EXIT_USAGE
+    #: Run in a subprocess stopped after this many seconds: for input that could hang.
+    timeout: float | None = None
     #: What the one message says, and where: a path (under {specs} or {tmp}), with
     #: ``:LINE:`` after it when the place is a line of that file ("N" for any line).
     words: str = ""
@@ -57,8 +59,95 @@ def _from_loader(entry: tuple[str, str, str, str, int | None]) -> Bad:
     )
 
 
+def _under(key: str, payload: str) -> str:
+    """``payload`` (YAML) as the value of ``key`` in a block mapping."""
+    return f"{key}:\n" + "".join(f"  {row}\n" for row in payload.splitlines())
+
+
+#: A baseline that is fine but for ``payload`` under one of its keys.
+def _baseline_with(payload: str) -> bytes:
+    return (
+        "schema_version: 1\ntargets:\n  reference-openai: []\n" + _under("note", payload)
+    ).encode()
+
+
+LIVE_ONLY = "live_only: true\n"
+#: A results file nested deeper than any parser should follow.
+DEEP_RESULTS = ('{"schema_version": 1, "provenance": ' + "[" * 5000 + "]" * 5000 + "}").encode()
+#: Commands that load a baseline before running any case.
+RUN_WITH_BASELINE = (
+    "run",
+    "--specs",
+    "{specs}",
+    "--baseline",
+    "{specs}/hostile-baseline.yaml",
+    "--target",
+    "reference-openai",
+    "--behavior",
+    "stop.inclusion",
+)
+
+#: Files built to hang or crash what reads them (tests/spec/test_loader.py times the read).
+HOSTILE: list[Bad] = [
+    Bad(
+        "yaml-alias-bomb-in-a-target",
+        edits=(
+            ("targets/openai.yaml", "live_only: true\n", LIVE_ONLY + _under("note", alias_bomb())),
+        ),
+        timeout=60,
+        words="holds more than 100,000 values once its aliases are expanded",
+        where="targets/openai.yaml",
+        line=21,
+    ),
+    Bad(
+        "yaml-deep-nesting-in-a-target",
+        edits=(
+            ("targets/openai.yaml", "live_only: true\n", LIVE_ONLY + _under("note", nested(990))),
+        ),
+        timeout=60,
+        words="the YAML nests deeper than 64 levels",
+        where="targets/openai.yaml",
+        line=16,
+    ),
+    Bad(
+        "yaml-alias-bomb-in-a-baseline",
+        writes=(("hostile-baseline.yaml", _baseline_with(alias_bomb())),),
+        argv=RUN_WITH_BASELINE,
+        timeout=60,
+        words="holds more than 100,000 values once its aliases are expanded",
+        where="hostile-baseline.yaml",
+        line=10,
+    ),
+    Bad(
+        "yaml-deep-nesting-in-a-baseline",
+        writes=(("hostile-baseline.yaml", _baseline_with(nested(990))),),
+        argv=RUN_WITH_BASELINE,
+        timeout=60,
+        words="the YAML nests deeper than 64 levels",
+        where="hostile-baseline.yaml",
+        line=5,
+    ),
+    Bad(
+        "results-deeply-nested-report",
+        writes=(("deep-results.json", DEEP_RESULTS),),
+        argv=("report", "{specs}/deep-results.json", "--out", "{tmp}/out"),
+        words="not a results file: Invalid JSON: recursion limit exceeded at line 1",
+        where="{specs}/deep-results.json",
+        line=None,
+    ),
+    Bad(
+        "results-deeply-nested-compare",
+        writes=(("deep-results.json", DEEP_RESULTS),),
+        argv=("compare", "{specs}/deep-results.json", "{specs}/deep-results.json"),
+        words="not a results file: Invalid JSON: recursion limit exceeded at line 1",
+        where="{specs}/deep-results.json",
+        line=None,
+    ),
+]
+
 CORPUS: list[Bad] = [
     *(_from_loader(entry) for entry in BAD_SPECS),
+    *HOSTILE,
     Bad(
         "yaml-tab-indentation",
         edits=(("targets/openai.yaml", "  chat: gpt-4o-mini", "\tchat: gpt-4o-mini"),),
@@ -203,13 +292,18 @@ CORPUS: list[Bad] = [
 
 
 def _invoke(
-    argv: list[str], env: dict[str, str], cwd: Path, monkeypatch: pytest.MonkeyPatch
+    argv: list[str],
+    env: dict[str, str],
+    cwd: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    timeout: float | None = None,
 ) -> tuple[int, str]:
-    """The command's exit code and output. ``run`` goes to a subprocess (it runs pytest);
-    the others call the command's entry point in-process, which is the same code without
-    the interpreter's start-up, so the corpus stays fast."""
-    if argv[0] == "run":
-        completed = conformance(*argv, cwd=cwd, env=env)
+    """The command's exit code and output. ``run`` goes to a subprocess (it runs pytest),
+    and so does a command given a timeout; the others call the command's entry point
+    in-process, which is the same code without the interpreter's start-up, so the corpus
+    stays fast."""
+    if argv[0] == "run" or timeout is not None:
+        completed = conformance(*argv, cwd=cwd, env=env, timeout=timeout or 300)
         return completed.returncode, completed.stdout + completed.stderr
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -240,7 +334,9 @@ def test_bad_input_gives_one_located_message_and_a_documented_exit_code(
         return text.replace("{specs}", str(specs_copy)).replace("{tmp}", str(tmp_path))
 
     # An uncaught exception in-process fails this test as a traceback would.
-    code, output = _invoke([fill(arg) for arg in bad.argv], bad.env, tmp_path, monkeypatch)
+    code, output = _invoke(
+        [fill(arg) for arg in bad.argv], bad.env, tmp_path, monkeypatch, bad.timeout
+    )
     assert "Traceback" not in output, output
     assert code == bad.exit, output
     messages = [line for line in output.splitlines() if bad.words in line]

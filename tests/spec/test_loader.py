@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from conformance.catalog import load
-from conformance.spec import Api, SpecError, load_specs
+from conformance.spec import Api, SpecError, load_specs, yamlpos
 from conformance.spec.models import (
     Behavior,
     BehaviorFile,
@@ -310,3 +312,79 @@ def test_the_shipped_specs_round_trip_through_the_loader(tmp_path: Path) -> None
     assert again.behaviors == catalog.behaviors
     assert again.profiles == catalog.profiles
     assert again.targets == catalog.targets
+
+
+# --------------------------------------------------------------------------- hostile YAML
+# A file from elsewhere may be built to hang or crash whatever walks it. It must be refused
+# at once, with one message at its place, whatever key it hides under.
+
+
+def alias_bomb(levels: int = 9, width: int = 9) -> str:
+    """A YAML mapping whose each level holds ``width`` aliases of the level below."""
+    lines = [f"l0: &l0 [{', '.join(['lol'] * width)}]"]
+    for level in range(1, levels):
+        lines.append(f"l{level}: &l{level} [{', '.join([f'*l{level - 1}'] * width)}]")
+    return "\n".join(lines)
+
+
+def nested(depth: int) -> str:
+    """A flow sequence nested ``depth`` levels deep."""
+    return "[" * depth + "]" * depth
+
+
+def read_on_a_thread(file: Path, seconds: float) -> BaseException | None:
+    """What ``yamlpos.read(file)`` raised, failing the test if it took ``seconds`` or more
+    (on a thread, so that a read that never ends does not hang the test run too)."""
+    raised: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            yamlpos.read(file)
+            raised.append(None)
+        except BaseException as exc:  # the caller looks at what it was
+            raised.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    started = time.perf_counter()
+    thread.start()
+    thread.join(seconds)
+    assert raised, f"reading {file.name} took more than {seconds} s"
+    assert time.perf_counter() - started < seconds
+    return raised[0]
+
+
+@pytest.mark.parametrize(
+    ("name", "payload", "words", "line"),
+    [
+        # The sixth level (line 8) is the first to pass the bound: 9 x 66,430 values.
+        ("alias-bomb", alias_bomb(), "holds more than 100,000 values once its aliases", 8),
+        ("nested-990", nested(990), "nests deeper than 64 levels", 3),
+        # Nesting counts through aliases: 2 + 25 + 40 levels, none of them deep alone.
+        (
+            "nested-alias",
+            f"a: &a {nested(40)}\nb: {nested(25)[:25]}*a{nested(25)[25:]}",
+            "nests deeper than 64",
+            4,
+        ),
+    ],
+)
+def test_hostile_yaml_is_refused_within_a_second(
+    name: str, payload: str, words: str, line: int, tmp_path: Path
+) -> None:
+    file = tmp_path / f"{name}.yaml"
+    # Under an innocent key of an otherwise plain file.
+    file.write_text(
+        "name: hostile\nnote:\n" + "".join(f"  {row}\n" for row in payload.splitlines())
+    )
+    raised = read_on_a_thread(file, seconds=1.0)
+    assert isinstance(raised, SpecError), raised
+    assert words in str(raised)
+    assert raised.line == line
+
+
+def test_aliases_within_the_bounds_still_load(tmp_path: Path) -> None:
+    file = tmp_path / "anchors.yaml"
+    file.write_text(alias_bomb(levels=4, width=9) + "\n" + "deep: " + nested(60) + "\n")
+    document = yamlpos.read(file)
+    assert len(document.data["l3"]) == 9
+    assert document.data["l3"][0][0][0] == ["lol"] * 9
