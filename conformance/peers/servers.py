@@ -1,7 +1,8 @@
-"""Install, start, wait for and stop the four real OpenAI-compatible peer servers.
+"""Install, start, wait for and stop the five real OpenAI-compatible peer servers.
 
 Each peer lives in its own virtual environment under the peers directory (``.peers/`` in the
-repository unless ``CONFORMANCE_PEERS_DIR`` says otherwise), serves the tiny model from
+repository unless ``CONFORMANCE_PEERS_DIR`` says otherwise), or is a program compiled once into
+the build cache (llama.cpp's ``llama-server``), serves the tiny model from
 `conformance.peers.tinymodel` on 127.0.0.1 and a free port, and is stopped by the id of the process
 (group) this module started, also on errors and Ctrl-C. Expected failures raise `PeerError`, whose
 message is meant for a person (it carries the tail of the relevant log) and needs no traceback.
@@ -12,18 +13,21 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tarfile
+import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO
 
@@ -34,6 +38,10 @@ from conformance.peers.model import MODEL_NAME, TinyModel, model_paths
 ENV_PEERS_DIR = "CONFORMANCE_PEERS_DIR"
 ENV_WHEEL_CACHE = "CONFORMANCE_WHEEL_CACHE"
 ENV_LITELLM_MASTER_KEY = "LITELLM_MASTER_KEY"
+#: llama-server reads its ``--api-key`` from this variable (kept off the command line and its log).
+ENV_LLAMA_API_KEY = "LLAMA_API_KEY"
+#: The LiteLLM config reads the upstream's key from this variable.
+ENV_UPSTREAM_KEY = "CONFORMANCE_UPSTREAM_API_KEY"
 
 HOST = "127.0.0.1"
 STOP_GRACE_SECONDS = 10.0
@@ -52,6 +60,23 @@ _OFFLINE_ENV = {
 LLAMA_CMAKE_ARGS = (
     "-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF -DGGML_BLAS=OFF -DLLAMA_BUILD_TESTS=OFF "
     "-DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF"
+)
+# llama-server alone, from the llama.cpp sources in llama-cpp-python's sdist: CPU only, portable,
+# statically linked (so the cached binary stands alone), and nothing that could reach the network
+# (no OpenSSL for model downloads, no Web UI fetched from a hub at build time).
+LLAMA_SERVER_CMAKE_ARGS = (
+    "-DCMAKE_BUILD_TYPE=Release",
+    "-DBUILD_SHARED_LIBS=OFF",
+    "-DGGML_NATIVE=OFF",
+    "-DGGML_BLAS=OFF",
+    "-DLLAMA_OPENSSL=OFF",
+    "-DLLAMA_BUILD_TESTS=OFF",
+    "-DLLAMA_BUILD_EXAMPLES=OFF",
+    "-DLLAMA_BUILD_APP=OFF",
+    "-DLLAMA_BUILD_TOOLS=ON",
+    "-DLLAMA_BUILD_SERVER=ON",
+    "-DLLAMA_BUILD_UI=OFF",
+    "-DLLAMA_USE_PREBUILT_UI=OFF",
 )
 # A CPU build of torch that the machine's pip configuration provides; any other torch spec pulls
 # a multi-gigabyte CUDA build.
@@ -79,11 +104,15 @@ class Peer:
     remove: tuple[str, ...] = ()
     #: Whether its install needs the locally built llama-cpp-python wheel.
     needs_llama_wheel: bool = False
+    #: A program compiled from the distribution's sources into the build cache, instead of a venv.
+    program: str | None = None
     #: A peer this one proxies to; it is started first, on its own port.
     upstream: str | None = None
     ready_timeout: float = 120.0
     #: Environment variable the suite's client reads the API key from (None: no key needed).
     api_key_env: str | None = None
+    #: Environment variable the server reads its key from (None: it checks no key).
+    server_key_env: str | None = None
 
     @property
     def requirement(self) -> str:
@@ -98,6 +127,16 @@ class Peer:
     def describe_version(self, version: str) -> str:
         """Return the ``--server-version`` text: "<distribution> <version>"."""
         return f"{self.distribution} {version}"
+
+    def with_upstream(self, upstream: str | None) -> Peer:
+        """This proxy in front of another peer (None: its default upstream)."""
+        if upstream is None:
+            return self
+        if self.upstream is None:
+            raise PeerError(f"{self.name} is no proxy: --upstream applies to {', '.join(PROXIES)}")
+        if upstream not in UPSTREAMS:
+            raise PeerError(f"unknown upstream {upstream!r}; choose from {', '.join(UPSTREAMS)}")
+        return replace(self, upstream=upstream)
 
 
 LLAMA_VERSION = "0.3.36"
@@ -122,6 +161,17 @@ PEERS: dict[str, Peer] = {
         needs_llama_wheel=True,
         ready_timeout=60.0,
     ),
+    "llamacpp-server": Peer(
+        name="llamacpp-server",
+        title="llama.cpp's llama-server",
+        # Built from the llama.cpp sources vendored in this sdist, so the version is the sdist's.
+        distribution="llama-cpp-python",
+        version=LLAMA_VERSION,
+        program="llama-server",
+        ready_timeout=60.0,
+        api_key_env="LLAMACPP_SERVER_API_KEY",
+        server_key_env=ENV_LLAMA_API_KEY,
+    ),
     "transformers": Peer(
         name="transformers",
         title="transformers serve",
@@ -133,17 +183,22 @@ PEERS: dict[str, Peer] = {
     ),
     "litellm": Peer(
         name="litellm",
-        title="LiteLLM proxy in front of llama-cpp-python",
+        title="LiteLLM proxy",
         distribution="litellm",
         # 1.108.7 is the newest release whose [proxy] extra resolves on PyPI (later releases
         # pin a litellm-proxy package that is not published).
         version="1.108.7",
         extras="[proxy]",
+        # The default that the shipped litellm recordings were made with; `--upstream` changes it.
         upstream="llamacpp",
         ready_timeout=120.0,
         api_key_env="LITELLM_API_KEY",
+        server_key_env=ENV_LITELLM_MASTER_KEY,
     ),
 }
+#: Peers that front another one, and the peers they can front.
+PROXIES = tuple(name for name, peer in PEERS.items() if peer.upstream is not None)
+UPSTREAMS = tuple(name for name, peer in PEERS.items() if peer.upstream is None)
 
 
 def repo_root() -> Path | None:
@@ -154,7 +209,7 @@ def repo_root() -> Path | None:
 
 @dataclass(frozen=True)
 class Layout:
-    """Where peer venvs, the model, logs and the llama-cpp-python wheel cache live."""
+    """Where peer venvs, the model, logs and the build cache (wheel, llama-server) live."""
 
     root: Path
     wheels: Path
@@ -299,7 +354,12 @@ def _install_record(peer: Peer) -> dict[str, object]:
 
 
 def installed_version(layout: Layout, peer: Peer) -> str | None:
-    """Return the version of the peer's distribution in its venv, or None if absent."""
+    """Return the version of the peer's distribution in its venv, or None if absent.
+
+    A compiled program's version is that of the sources it was built from, once it is cached.
+    """
+    if peer.program is not None:
+        return peer.version if llama_server_build(layout) is not None else None
     python = layout.bin(peer, "python")
     if not python.exists():
         return None
@@ -316,6 +376,8 @@ def installed_version(layout: Layout, peer: Peer) -> str | None:
 
 def is_installed(layout: Layout, peer: Peer) -> bool:
     """Whether the peer's venv finished installing exactly this definition and version."""
+    if peer.program is not None:
+        return llama_server_build(layout) is not None
     try:
         record = json.loads((layout.venv(peer) / _MARKER).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -363,10 +425,110 @@ def build_llama_wheel(layout: Layout, progress: Progress, python: Path) -> Path:
     return wheel
 
 
+def llama_server_path(layout: Layout) -> Path:
+    """Where the compiled llama-server of the pinned sources is cached (beside the wheel)."""
+    return layout.wheels / f"llama-server-{LLAMA_VERSION}"
+
+
+def _llama_server_stamp(layout: Layout) -> Path:
+    return layout.wheels / f"llama-server-{LLAMA_VERSION}.json"
+
+
+def llama_server_build(layout: Layout) -> dict[str, str] | None:
+    """Return the cached llama-server's build record, if one was built with today's flags."""
+    try:
+        record = json.loads(_llama_server_stamp(layout).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    binary = llama_server_path(layout)
+    fresh = isinstance(record, dict) and record.get("cmake_args") == list(LLAMA_SERVER_CMAKE_ARGS)
+    return record if fresh and os.access(binary, os.X_OK) else None
+
+
+def llama_server_sources(workdir: Path) -> Path:
+    """The llama.cpp source tree vendored in an unpacked llama-cpp-python sdist."""
+    return workdir / "src" / f"llama_cpp_python-{LLAMA_VERSION}" / "vendor" / "llama.cpp"
+
+
+def llama_server_build_steps(workdir: Path) -> list[list[str]]:
+    """The commands that compile llama-server alone from an unpacked sdist in ``workdir``."""
+    build = workdir / "cmake-build"
+    sources = llama_server_sources(workdir)
+    jobs = str(os.cpu_count() or 2)
+    return [
+        ["cmake", "-S", str(sources), "-B", str(build), *LLAMA_SERVER_CMAKE_ARGS],
+        ["cmake", "--build", str(build), "--target", "llama-server", "--parallel", jobs],
+    ]
+
+
+def build_llama_server(layout: Layout, progress: Progress) -> Path:
+    """Compile llama-server from llama-cpp-python's sdist into the build cache, once.
+
+    The sdist vendors the llama.cpp sources (with the commit they are at), so this is the
+    llama.cpp that the llamacpp peer wraps. A half-finished build is resumed, and the binary
+    only reaches the cache once it runs.
+    """
+    if llama_server_build(layout) is not None:
+        progress.say(f"reusing cached {llama_server_path(layout)}")
+        return llama_server_path(layout)
+    for tool in ("cmake", "c++"):
+        if shutil.which(tool) is None:
+            raise PeerError(f"building llama-server needs {tool} on PATH (and a C/C++ compiler)")
+    workdir = layout.root / "build" / f"llama-server-{LLAMA_VERSION}"
+    log = layout.logs / "llama-server-build.log"
+    layout.logs.mkdir(parents=True, exist_ok=True)
+    if not llama_server_sources(workdir).is_dir():
+        sdist_dir = workdir / "sdist"
+        download = [sys.executable, "-m", "pip", "download", "--no-binary", ":all:"]
+        download += ["--no-deps", "-d", str(sdist_dir), f"llama-cpp-python=={LLAMA_VERSION}"]
+        with progress.step(f"downloading the llama-cpp-python {LLAMA_VERSION} sdist", log):
+            _run_logged(download, log)
+        (sdist,) = sdist_dir.glob(f"llama_cpp_python-{LLAMA_VERSION}.tar.gz")
+        with tarfile.open(sdist) as archive:
+            archive.extractall(workdir / "src", filter="data")
+    with progress.step(f"compiling llama-server {LLAMA_VERSION} (log: {log})", log):
+        for argv in llama_server_build_steps(workdir):
+            _run_logged(argv, log)
+    built = workdir / "cmake-build" / "bin" / "llama-server"
+    # It prints its version on stderr.
+    version = subprocess.run(
+        [str(built), "--version"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    if version.returncode != 0:
+        raise PeerError(f"the built {built} does not run: {version.stdout.strip()[-500:]}")
+    layout.wheels.mkdir(parents=True, exist_ok=True)
+    # Copy under a temporary name and rename: the cache never holds half a binary.
+    with tempfile.NamedTemporaryFile(dir=layout.wheels, delete=False) as partial:
+        shutil.copyfile(built, partial.name)
+    os.chmod(partial.name, 0o755)
+    os.replace(partial.name, llama_server_path(layout))
+    record = {"cmake_args": list(LLAMA_SERVER_CMAKE_ARGS), **build_info(version.stdout)}
+    _llama_server_stamp(layout).write_text(json.dumps(record), encoding="utf-8")
+    shutil.rmtree(workdir)  # sources and objects: ~GB that the cached binary makes useless
+    return llama_server_path(layout)
+
+
+def build_info(version_output: str) -> dict[str, str]:
+    """Version and commit from ``version: 0.5.0-dev (build 1, commit 0c1e570)``."""
+    found = re.search(r"^version: (\S+) \(.*commit (\w+)\)", version_output, re.MULTILINE)
+    version, commit = found.groups() if found else ("unknown", "unknown")
+    return {"version": version, "commit": commit}
+
+
 def install(layout: Layout, peer: Peer, progress: Progress, *, force: bool = False) -> str:
     """Install ``peer`` (and its upstream) into its own venv unless already done; return version."""
     if peer.upstream is not None:
         install(layout, PEERS[peer.upstream], progress, force=force)
+    if peer.program is not None:
+        if force:
+            _llama_server_stamp(layout).unlink(missing_ok=True)
+        build_llama_server(layout, progress)
+        return peer.version
     if not force and is_installed(layout, peer):
         progress.say(f"{peer.name}: {peer.distribution} {peer.version} already installed")
         return peer.version
@@ -425,7 +587,7 @@ class Launch:
 
 
 def litellm_config(upstream_base_url: str) -> dict[str, object]:
-    """Return LiteLLM's proxy config; the master key is read from the environment, not stored."""
+    """Return LiteLLM's proxy config; the keys are read from the environment, not stored."""
     return {
         "model_list": [
             {
@@ -433,7 +595,7 @@ def litellm_config(upstream_base_url: str) -> dict[str, object]:
                 "litellm_params": {
                     "model": f"openai/{MODEL_NAME}",
                     "api_base": upstream_base_url,
-                    "api_key": "unused",  # the upstream llama-cpp-python server checks no key
+                    "api_key": f"os.environ/{ENV_UPSTREAM_KEY}",
                 },
             }
         ],
@@ -446,7 +608,9 @@ def launch_command(
 ) -> Launch:
     """Return how to start ``peer`` on 127.0.0.1:``port`` serving the tiny model as "tiny"."""
     model = layout.model
-    env = {**os.environ, **_OFFLINE_ENV, "HF_HOME": str(layout.root / "cache" / "huggingface")}
+    # llama-server reads LLAMA_ARG_* variables as options: none may leak in from the caller.
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("LLAMA_ARG_")}
+    env = {**inherited, **_OFFLINE_ENV, "HF_HOME": str(layout.root / "cache" / "huggingface")}
     # Every server runs from the model folder: transformers serve names the model by the path it
     # was given, so the relative path "tiny" makes the request's model "tiny" on every machine.
     cwd = model.root
@@ -495,6 +659,29 @@ def launch_command(
             str(port),
             "--n_threads",
             "2",
+        ]
+    elif peer.name == "llamacpp-server":
+        # One slot gets the whole window (-c), as one request to the other peers does; the key
+        # comes from LLAMA_API_KEY (see `serve`), so it is neither in the process list nor the log.
+        argv = [
+            str(llama_server_path(layout)),
+            "--model",
+            model.gguf.name,
+            "--alias",
+            MODEL_NAME,
+            "--ctx-size",
+            str(model.context_window),
+            "--parallel",
+            "1",
+            "--threads",
+            "2",
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+            "--jinja",  # the GGUF's chat template, and tool calls, as llama.cpp documents them
+            "--no-webui",
+            "--offline",
         ]
     elif peer.name == "transformers":
         argv = [
@@ -658,10 +845,30 @@ class Running:
         return {}
 
 
-def master_key() -> str:
-    """LiteLLM's master key: LITELLM_MASTER_KEY if set, else a random one for this session."""
-    # LiteLLM requires master keys to start with "sk-".
-    return os.environ.get(ENV_LITELLM_MASTER_KEY) or "sk-" + secrets.token_urlsafe(24)
+def session_key(peer: Peer) -> str | None:
+    """The key ``peer`` is started with: its server's variable if set, else a random one.
+
+    None for a peer that checks no key.
+    """
+    if peer.server_key_env is None:
+        return None
+    # LiteLLM requires master keys to start with "sk-"; the prefix does no harm elsewhere.
+    return os.environ.get(peer.server_key_env) or "sk-" + secrets.token_urlsafe(24)
+
+
+def server_version(layout: Layout, peer: Peer) -> str:
+    """The ``--server-version`` of a started peer, naming the upstream a proxy fronts."""
+    if peer.program is not None:
+        build = llama_server_build(layout) or build_info("")
+        own = (
+            f"llama.cpp {peer.program} {build['version']} (commit {build['commit']}, "
+            f"from the {peer.distribution} {peer.version} sdist)"
+        )
+    else:
+        own = peer.describe_version(installed_version(layout, peer) or "unknown")
+    if peer.upstream is None:
+        return own
+    return f"{own} in front of {server_version(layout, PEERS[peer.upstream])}"
 
 
 @contextlib.contextmanager
@@ -678,28 +885,31 @@ def serve(layout: Layout, peer: Peer, progress: Progress) -> Iterator[Running]:
         if not is_installed(layout, member):
             raise PeerError(f"{member.name} is not installed; run `install {peer.name}` first")
     servers: list[Server] = []
-    key = master_key() if peer.name == "litellm" else None
     try:
         upstream_url: str | None = None
+        key: str | None = None
         for member in chain:
+            upstream_key = key
             port = free_port()
             launch = launch_command(layout, member, port, upstream_base_url=upstream_url)
-            if key is not None and member is peer:
-                launch.env[ENV_LITELLM_MASTER_KEY] = key
+            key = session_key(member)
+            if member.server_key_env is not None and key is not None:
+                launch.env[member.server_key_env] = key
+            if upstream_url is not None:
+                launch.env[ENV_UPSTREAM_KEY] = upstream_key or "unused"
             log = layout.logs / f"{member.name}-server.log"
             progress.say(f"starting {member.name} on {HOST}:{port} (log: {log})")
             server = Server(member, start_process(launch, log), port, log)
             servers.append(server)
             progress.say(f"{member.name}: pid {server.process.pid}")
-            ready = wait_ready(server, progress, api_key=key if member is peer else None)
+            ready = wait_ready(server, progress, api_key=key)
             progress.say(f"{member.name}: ready in {ready:.1f} s at {server.base_url}")
             upstream_url = server.base_url
-        version = installed_version(layout, peer) or "unknown"
         yield Running(
             peer=peer,
             base_url=servers[-1].base_url,
-            server_version=peer.describe_version(version),
-            api_key=key,
+            server_version=server_version(layout, peer),
+            api_key=key,  # the last one started: the peer itself
             servers=servers,
         )
     finally:

