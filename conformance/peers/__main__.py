@@ -127,7 +127,7 @@ def _status(layout: Layout) -> None:
         state = "installed" if servers.is_installed(layout, peer) else "not installed"
         version = servers.installed_version(layout, peer)
         print(
-            f"{peer.name:13} {state:14} {peer.distribution} {version or '-'}"
+            f"{peer.name:16} {state:14} {peer.distribution} {version or '-'}"
             f" (pinned {peer.version})"
         )
 
