@@ -25,8 +25,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from conformance.peers import model, servers
-from conformance.peers.servers import PEERS, PROXIES, UPSTREAMS, Layout, PeerError, Progress
+from conformance.peers import builds, model, servers
+from conformance.peers.progress import PeerError, Progress, log_excerpt
+from conformance.peers.servers import PEERS, PROXIES, UPSTREAMS, Layout
 from conformance.peers.smoke import run_smoke
 
 
@@ -118,9 +119,12 @@ def _build_model(layout: Layout, progress: Progress, *, force: bool) -> None:
 
 def _status(layout: Layout) -> None:
     print(f"peers dir:   {layout.root}")
-    print(f"wheel cache: {layout.wheels} ({servers.llama_wheel(layout) or 'no llama wheel yet'})")
-    server = servers.llama_server_path(layout) if servers.llama_server_build(layout) else None
-    print(f"llama-server: {server or 'not built yet'}")
+    print(f"build cache: {layout.wheels}")
+    print(f"  wheel:     {builds.llama_wheel(layout.wheels) or 'no llama-cpp-python wheel yet'}")
+    built_server = builds.llama_server_build(layout.wheels) is not None
+    print(
+        f"  server:    {builds.llama_server_path(layout.wheels) if built_server else 'no llama-server yet'}"
+    )
     built = "built" if model.is_built(layout.model_dir) else "not built"
     print(f"tiny model:  {layout.model_dir} ({built})")
     for peer in PEERS.values():
@@ -151,7 +155,7 @@ def _serve_forever(running: servers.Running, progress: Progress) -> None:
             if server.process.poll() is not None:
                 raise PeerError(
                     f"peer {server.peer.name} exited with code {server.process.returncode}; "
-                    + servers.log_excerpt(server.log)
+                    + log_excerpt(server.log)
                 )
         time.sleep(1.0)
 

@@ -2,10 +2,10 @@
 
 Each peer lives in its own virtual environment under the peers directory (``.peers/`` in the
 repository unless ``CONFORMANCE_PEERS_DIR`` says otherwise), or is a program compiled once into
-the build cache (llama.cpp's ``llama-server``), serves the tiny model from
-`conformance.peers.tinymodel` on 127.0.0.1 and a free port, and is stopped by the id of the process
-(group) this module started, also on errors and Ctrl-C. Expected failures raise `PeerError`, whose
-message is meant for a person (it carries the tail of the relevant log) and needs no traceback.
+the build cache (llama.cpp's ``llama-server``, see `conformance.peers.builds`), serves the tiny
+model from `conformance.peers.tinymodel` on 127.0.0.1 and a free port, and is stopped by the id of
+the process (group) this module started, also on errors and Ctrl-C. Expected failures raise
+`PeerError` (`conformance.peers.progress`).
 """
 
 from __future__ import annotations
@@ -13,27 +13,25 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tarfile
-import tempfile
-import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO
 
 import yaml
 
+from conformance.peers import builds
+from conformance.peers.builds import LLAMA_VERSION
 from conformance.peers.model import MODEL_NAME, TinyModel, model_paths
+from conformance.peers.progress import PeerError, Progress, last_line, log_excerpt, run_logged
 
 ENV_PEERS_DIR = "CONFORMANCE_PEERS_DIR"
 ENV_WHEEL_CACHE = "CONFORMANCE_WHEEL_CACHE"
@@ -45,7 +43,7 @@ ENV_UPSTREAM_KEY = "CONFORMANCE_UPSTREAM_API_KEY"
 
 HOST = "127.0.0.1"
 STOP_GRACE_SECONDS = 10.0
-LOG_TAIL_LINES = 25
+
 
 # Everything that could reach a model hub or phone home is switched off for every peer.
 _OFFLINE_ENV = {
@@ -56,35 +54,9 @@ _OFFLINE_ENV = {
     "DO_NOT_TRACK": "1",
 }
 
-# Flags that keep llama.cpp's build small and the wheel portable across x86-64 CPUs.
-LLAMA_CMAKE_ARGS = (
-    "-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF -DGGML_BLAS=OFF -DLLAMA_BUILD_TESTS=OFF "
-    "-DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF"
-)
-# llama-server alone, from the llama.cpp sources in llama-cpp-python's sdist: CPU only, portable,
-# statically linked (so the cached binary stands alone), and nothing that could reach the network
-# (no OpenSSL for model downloads, no Web UI fetched from a hub at build time).
-LLAMA_SERVER_CMAKE_ARGS = (
-    "-DCMAKE_BUILD_TYPE=Release",
-    "-DBUILD_SHARED_LIBS=OFF",
-    "-DGGML_NATIVE=OFF",
-    "-DGGML_BLAS=OFF",
-    "-DLLAMA_OPENSSL=OFF",
-    "-DLLAMA_BUILD_TESTS=OFF",
-    "-DLLAMA_BUILD_EXAMPLES=OFF",
-    "-DLLAMA_BUILD_APP=OFF",
-    "-DLLAMA_BUILD_TOOLS=ON",
-    "-DLLAMA_BUILD_SERVER=ON",
-    "-DLLAMA_BUILD_UI=OFF",
-    "-DLLAMA_USE_PREBUILT_UI=OFF",
-)
 # A CPU build of torch that the machine's pip configuration provides; any other torch spec pulls
 # a multi-gigabyte CUDA build.
 TORCH_PIN = "torch==2.13.0"
-
-
-class PeerError(Exception):
-    """An expected failure (install, start-up, readiness); the message is for a person."""
 
 
 @dataclass(frozen=True)
@@ -138,8 +110,6 @@ class Peer:
             raise PeerError(f"unknown upstream {upstream!r}; choose from {', '.join(UPSTREAMS)}")
         return replace(self, upstream=upstream)
 
-
-LLAMA_VERSION = "0.3.36"
 
 PEERS: dict[str, Peer] = {
     "vllm": Peer(
@@ -254,91 +224,6 @@ class Layout:
 
 
 # ---------------------------------------------------------------------------------------------
-# Progress and logs
-
-
-class Progress:
-    """Short progress lines on stderr; a ticker repeats the current step while it runs long."""
-
-    def __init__(self, stream: IO[str] | None = None, interval: float = 10.0) -> None:
-        """Write to ``stream`` (stderr by default), repeating long steps every ``interval`` s."""
-        self.stream = stream if stream is not None else sys.stderr
-        self.interval = interval
-
-    def say(self, message: str) -> None:
-        """Print one progress line."""
-        print(f"[peers] {message}", file=self.stream, flush=True)
-
-    @contextlib.contextmanager
-    def step(self, label: str, log: Path | None = None) -> Iterator[None]:
-        """Announce ``label``, tick while it runs (with the log's last line), report its time."""
-        self.say(f"{label} ...")
-        start = time.monotonic()
-        done = threading.Event()
-
-        def tick() -> None:
-            while not done.wait(self.interval):
-                last = _last_line(log) if log is not None else ""
-                elapsed = time.monotonic() - start
-                self.say(f"  {label}: {elapsed:.0f} s" + (f" | {last[:90]}" if last else ""))
-
-        ticker = threading.Thread(target=tick, daemon=True)
-        ticker.start()
-        try:
-            yield
-        finally:
-            done.set()
-            ticker.join()
-        self.say(f"{label}: done in {time.monotonic() - start:.1f} s")
-
-
-def _last_line(path: Path) -> str:
-    # pip repeats warnings about unusable index locations; they say nothing about progress.
-    lines = [ln for ln in tail(path, 10) if not ln.startswith("WARNING: Location")]
-    return lines[-1].strip() if lines else ""
-
-
-def tail(path: Path, lines: int = LOG_TAIL_LINES) -> list[str]:
-    """Return the last ``lines`` non-empty lines of a log file (empty if it does not exist)."""
-    try:
-        with path.open("rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, fh.tell() - 64 * 1024))
-            text = fh.read().decode("utf-8", "replace")
-    except OSError:
-        return []
-    # Progress bars redraw with carriage returns; keep only what the last redraw shows.
-    kept = [ln.rsplit("\r", 1)[-1] for ln in text.splitlines()]
-    return [ln for ln in kept if ln.strip()][-lines:]
-
-
-def log_excerpt(path: Path) -> str:
-    lines = tail(path)
-    body = "\n".join(f"    {ln}" for ln in lines) if lines else "    (log is empty)"
-    return f"last lines of {path}:\n{body}"
-
-
-def _run_logged(argv: Sequence[str], log: Path, env: Mapping[str, str] | None = None) -> None:
-    # Output goes to the log (appended) so a failure can quote it; progress comes from the ticker.
-    with log.open("ab") as fh:
-        fh.write(f"\n$ {' '.join(argv)}\n".encode())
-        fh.flush()
-        result = subprocess.run(
-            list(argv),
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=dict(env) if env is not None else None,
-            check=False,
-        )
-    if result.returncode != 0:
-        raise PeerError(
-            f"command failed with exit code {result.returncode}: {' '.join(argv)}\n"
-            + log_excerpt(log)
-        )
-
-
-# ---------------------------------------------------------------------------------------------
 # Install
 
 _MARKER = ".conformance-peer.json"
@@ -359,7 +244,7 @@ def installed_version(layout: Layout, peer: Peer) -> str | None:
     A compiled program's version is that of the sources it was built from, once it is cached.
     """
     if peer.program is not None:
-        return peer.version if llama_server_build(layout) is not None else None
+        return peer.version if builds.llama_server_build(layout.wheels) is not None else None
     python = layout.bin(peer, "python")
     if not python.exists():
         return None
@@ -377,147 +262,12 @@ def installed_version(layout: Layout, peer: Peer) -> str | None:
 def is_installed(layout: Layout, peer: Peer) -> bool:
     """Whether the peer's venv finished installing exactly this definition and version."""
     if peer.program is not None:
-        return llama_server_build(layout) is not None
+        return builds.llama_server_build(layout.wheels) is not None
     try:
         record = json.loads((layout.venv(peer) / _MARKER).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
     return record == _install_record(peer) and installed_version(layout, peer) == peer.version
-
-
-def llama_wheel(layout: Layout) -> Path | None:
-    """Return the cached llama-cpp-python wheel of the pinned version, if built already."""
-    found = sorted(layout.wheels.glob(f"llama_cpp_python-{LLAMA_VERSION}-*.whl"))
-    return found[-1] if found else None
-
-
-def build_llama_wheel(layout: Layout, progress: Progress, python: Path) -> Path:
-    """Compile llama-cpp-python into the wheel cache once (several minutes on 2 cores)."""
-    cached = llama_wheel(layout)
-    if cached is not None:
-        progress.say(f"reusing cached wheel {cached}")
-        return cached
-    layout.wheels.mkdir(parents=True, exist_ok=True)
-    log = layout.logs / "llamacpp-wheel.log"
-    env = {
-        **os.environ,
-        "CMAKE_ARGS": LLAMA_CMAKE_ARGS,
-        "CMAKE_BUILD_PARALLEL_LEVEL": str(os.cpu_count() or 2),
-    }
-    # --no-cache-dir: pip's own wheel cache ignores CMAKE_ARGS and could hand back a build made
-    # with other flags (e.g. tied to another CPU type).
-    argv = [
-        str(python),
-        "-m",
-        "pip",
-        "wheel",
-        "--no-deps",
-        "--no-cache-dir",
-        "-w",
-        str(layout.wheels),
-        f"llama-cpp-python=={LLAMA_VERSION}",
-    ]
-    with progress.step(f"compiling llama-cpp-python {LLAMA_VERSION} (log: {log})", log):
-        _run_logged(argv, log, env)
-    wheel = llama_wheel(layout)
-    if wheel is None:
-        raise PeerError(f"pip wheel finished but left no wheel in {layout.wheels}")
-    return wheel
-
-
-def llama_server_path(layout: Layout) -> Path:
-    """Where the compiled llama-server of the pinned sources is cached (beside the wheel)."""
-    return layout.wheels / f"llama-server-{LLAMA_VERSION}"
-
-
-def _llama_server_stamp(layout: Layout) -> Path:
-    return layout.wheels / f"llama-server-{LLAMA_VERSION}.json"
-
-
-def llama_server_build(layout: Layout) -> dict[str, str] | None:
-    """Return the cached llama-server's build record, if one was built with today's flags."""
-    try:
-        record = json.loads(_llama_server_stamp(layout).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    binary = llama_server_path(layout)
-    fresh = isinstance(record, dict) and record.get("cmake_args") == list(LLAMA_SERVER_CMAKE_ARGS)
-    return record if fresh and os.access(binary, os.X_OK) else None
-
-
-def llama_server_sources(workdir: Path) -> Path:
-    """The llama.cpp source tree vendored in an unpacked llama-cpp-python sdist."""
-    return workdir / "src" / f"llama_cpp_python-{LLAMA_VERSION}" / "vendor" / "llama.cpp"
-
-
-def llama_server_build_steps(workdir: Path) -> list[list[str]]:
-    """The commands that compile llama-server alone from an unpacked sdist in ``workdir``."""
-    build = workdir / "cmake-build"
-    sources = llama_server_sources(workdir)
-    jobs = str(os.cpu_count() or 2)
-    return [
-        ["cmake", "-S", str(sources), "-B", str(build), *LLAMA_SERVER_CMAKE_ARGS],
-        ["cmake", "--build", str(build), "--target", "llama-server", "--parallel", jobs],
-    ]
-
-
-def build_llama_server(layout: Layout, progress: Progress) -> Path:
-    """Compile llama-server from llama-cpp-python's sdist into the build cache, once.
-
-    The sdist vendors the llama.cpp sources (with the commit they are at), so this is the
-    llama.cpp that the llamacpp peer wraps. A half-finished build is resumed, and the binary
-    only reaches the cache once it runs.
-    """
-    if llama_server_build(layout) is not None:
-        progress.say(f"reusing cached {llama_server_path(layout)}")
-        return llama_server_path(layout)
-    for tool in ("cmake", "c++"):
-        if shutil.which(tool) is None:
-            raise PeerError(f"building llama-server needs {tool} on PATH (and a C/C++ compiler)")
-    workdir = layout.root / "build" / f"llama-server-{LLAMA_VERSION}"
-    log = layout.logs / "llama-server-build.log"
-    layout.logs.mkdir(parents=True, exist_ok=True)
-    if not llama_server_sources(workdir).is_dir():
-        sdist_dir = workdir / "sdist"
-        download = [sys.executable, "-m", "pip", "download", "--no-binary", ":all:"]
-        download += ["--no-deps", "-d", str(sdist_dir), f"llama-cpp-python=={LLAMA_VERSION}"]
-        with progress.step(f"downloading the llama-cpp-python {LLAMA_VERSION} sdist", log):
-            _run_logged(download, log)
-        (sdist,) = sdist_dir.glob(f"llama_cpp_python-{LLAMA_VERSION}.tar.gz")
-        with tarfile.open(sdist) as archive:
-            archive.extractall(workdir / "src", filter="data")
-    with progress.step(f"compiling llama-server {LLAMA_VERSION} (log: {log})", log):
-        for argv in llama_server_build_steps(workdir):
-            _run_logged(argv, log)
-    built = workdir / "cmake-build" / "bin" / "llama-server"
-    # It prints its version on stderr.
-    version = subprocess.run(
-        [str(built), "--version"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    if version.returncode != 0:
-        raise PeerError(f"the built {built} does not run: {version.stdout.strip()[-500:]}")
-    layout.wheels.mkdir(parents=True, exist_ok=True)
-    # Copy under a temporary name and rename: the cache never holds half a binary.
-    with tempfile.NamedTemporaryFile(dir=layout.wheels, delete=False) as partial:
-        shutil.copyfile(built, partial.name)
-    os.chmod(partial.name, 0o755)
-    os.replace(partial.name, llama_server_path(layout))
-    record = {"cmake_args": list(LLAMA_SERVER_CMAKE_ARGS), **build_info(version.stdout)}
-    _llama_server_stamp(layout).write_text(json.dumps(record), encoding="utf-8")
-    shutil.rmtree(workdir)  # sources and objects: ~GB that the cached binary makes useless
-    return llama_server_path(layout)
-
-
-def build_info(version_output: str) -> dict[str, str]:
-    """Version and commit from ``version: 0.5.0-dev (build 1, commit 0c1e570)``."""
-    found = re.search(r"^version: (\S+) \(.*commit (\w+)\)", version_output, re.MULTILINE)
-    version, commit = found.groups() if found else ("unknown", "unknown")
-    return {"version": version, "commit": commit}
 
 
 def install(layout: Layout, peer: Peer, progress: Progress, *, force: bool = False) -> str:
@@ -526,8 +276,10 @@ def install(layout: Layout, peer: Peer, progress: Progress, *, force: bool = Fal
         install(layout, PEERS[peer.upstream], progress, force=force)
     if peer.program is not None:
         if force:
-            _llama_server_stamp(layout).unlink(missing_ok=True)
-        build_llama_server(layout, progress)
+            builds.forget_llama_server(layout.wheels)
+        workdir = layout.root / "build" / f"llama-server-{LLAMA_VERSION}"
+        log = layout.logs / "llama-server-build.log"
+        builds.build_llama_server(layout.wheels, workdir, log, progress)
         return peer.version
     if not force and is_installed(layout, peer):
         progress.say(f"{peer.name}: {peer.distribution} {peer.version} already installed")
@@ -540,19 +292,21 @@ def install(layout: Layout, peer: Peer, progress: Progress, *, force: bool = Fal
         shutil.rmtree(venv)  # a half-finished or outdated venv is cheaper to redo than to repair
     start = time.monotonic()
     with progress.step(f"{peer.name}: creating venv {venv}", log):
-        _run_logged([sys.executable, "-m", "venv", str(venv)], log)
+        run_logged([sys.executable, "-m", "venv", str(venv)], log)
     python = layout.bin(peer, "python")
     pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check"]
     if peer.needs_llama_wheel:
-        wheel = build_llama_wheel(layout, progress, python)
+        wheel = builds.build_llama_wheel(
+            layout.wheels, layout.logs / "llamacpp-wheel.log", progress, python
+        )
         # --only-binary: never compile again silently if the cached wheel does not match.
         pip += ["--find-links", str(wheel.parent), "--only-binary", "llama-cpp-python"]
     for requirements in peer.install_steps:
         with progress.step(f"{peer.name}: pip install {' '.join(requirements)}", log):
-            _run_logged([*pip, *requirements], log)
+            run_logged([*pip, *requirements], log)
     if peer.remove:
         with progress.step(f"{peer.name}: pip uninstall {' '.join(peer.remove)}", log):
-            _run_logged([str(python), "-m", "pip", "uninstall", "-y", *peer.remove], log)
+            run_logged([str(python), "-m", "pip", "uninstall", "-y", *peer.remove], log)
     version = installed_version(layout, peer)
     if version != peer.version:
         raise PeerError(
@@ -664,7 +418,7 @@ def launch_command(
         # One slot gets the whole window (-c), as one request to the other peers does; the key
         # comes from LLAMA_API_KEY (see `serve`), so it is neither in the process list nor the log.
         argv = [
-            str(llama_server_path(layout)),
+            str(builds.llama_server_path(layout.wheels)),
             "--model",
             model.gguf.name,
             "--alias",
@@ -823,7 +577,7 @@ def wait_ready(
             )
         if time.monotonic() - last_note >= progress.interval:
             last_note = time.monotonic()
-            line = _last_line(server.log)
+            line = last_line(server.log)
             progress.say(f"  waiting for {server.peer.name} ({elapsed:.0f} s) | {line[:90]}")
         time.sleep(poll)
 
@@ -859,7 +613,7 @@ def session_key(peer: Peer) -> str | None:
 def server_version(layout: Layout, peer: Peer) -> str:
     """The ``--server-version`` of a started peer, naming the upstream a proxy fronts."""
     if peer.program is not None:
-        build = llama_server_build(layout) or build_info("")
+        build = builds.llama_server_build(layout.wheels) or builds.build_info("")
         own = (
             f"llama.cpp {peer.program} {build['version']} (commit {build['commit']}, "
             f"from the {peer.distribution} {peer.version} sdist)"

@@ -18,9 +18,10 @@ import pytest
 import yaml
 
 from conformance.peers import __main__ as cli
+from conformance.peers import builds, servers
 from conformance.peers import model as model_names
-from conformance.peers import servers
-from conformance.peers.servers import PEERS, Layout, Peer, PeerError, Progress
+from conformance.peers.progress import PeerError, Progress
+from conformance.peers.servers import PEERS, Layout, Peer
 from conformance.peers.smoke import run_smoke
 
 REAL = os.environ.get("CONFORMANCE_PEER_TESTS") == "1"
@@ -114,7 +115,7 @@ class TestLaunchCommands:
         monkeypatch.setenv("LLAMA_ARG_CTX_SIZE", "4096")  # a caller's setting must not leak in
         launch = servers.launch_command(layout, PEERS["llamacpp-server"], 8124)
         argv = launch.argv
-        assert argv[0] == str(servers.llama_server_path(layout))
+        assert argv[0] == str(builds.llama_server_path(layout.wheels))
         assert argv[argv.index("--parallel") + 1] == "1"
         assert argv[argv.index("--ctx-size") + 1] == "256"
         assert argv[argv.index("--host") + 1] == "127.0.0.1"
@@ -264,98 +265,34 @@ class TestRecordCommand:
         assert PEERS["llamacpp"].install_steps == [("llama-cpp-python[server]==0.3.36",)]
 
 
-FAKE_CMAKE = textwrap.dedent(
-    """\
-    #!/bin/sh
-    # Stands in for cmake: notes its arguments; "--build DIR" leaves a llama-server in DIR/bin.
-    echo "$@" >> "$CMAKE_CALLS"
-    if [ "$1" = "--build" ]; then
-        mkdir -p "$2/bin"
-        printf '#!/bin/sh\\n%s\\n' "$FAKE_SERVER_BODY" > "$2/bin/llama-server"
-        chmod +x "$2/bin/llama-server"
-    fi
-    """
-)
-
-
-class TestLlamaServerBuild:
-    @pytest.fixture
-    def toolchain(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-        """A fake cmake (and c++) first on PATH; returns the file its calls are noted in."""
-        bin_dir = tmp_path / "fakebin"
-        bin_dir.mkdir()
-        for name, body in (("cmake", FAKE_CMAKE), ("c++", "#!/bin/sh\n")):
-            (bin_dir / name).write_text(body)
-            (bin_dir / name).chmod(0o755)
-        calls = tmp_path / "cmake-calls"
-        monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-        monkeypatch.setenv("CMAKE_CALLS", str(calls))
-        monkeypatch.setenv(
-            "FAKE_SERVER_BODY", "echo 'version: 0.5.0-dev (build 1, commit abc1234)' >&2"
-        )
-        return calls
-
-    @staticmethod
-    def unpacked_sources(layout: Layout) -> Path:
-        workdir = layout.root / "build" / f"llama-server-{servers.LLAMA_VERSION}"
-        servers.llama_server_sources(workdir).mkdir(parents=True)  # as if the sdist was unpacked
-        return workdir
-
-    def test_steps_build_only_the_server_offline(self, tmp_path: Path) -> None:
-        configure, build = servers.llama_server_build_steps(tmp_path)
-        assert configure[:3] == ["cmake", "-S", str(servers.llama_server_sources(tmp_path))]
-        assert servers.llama_server_sources(tmp_path).parts[-2:] == ("vendor", "llama.cpp")
-        for flag in ("-DLLAMA_OPENSSL=OFF", "-DLLAMA_USE_PREBUILT_UI=OFF", "-DGGML_NATIVE=OFF"):
-            assert flag in configure
-        assert "-DBUILD_SHARED_LIBS=OFF" in configure  # the cached binary stands alone
-        assert build[:2] == ["cmake", "--build"]
-        assert build[build.index("--target") + 1] == "llama-server"
-
-    def test_build_info(self) -> None:
-        text = "version: 0.5.0-dev (build 1, commit 0c1e570)\nbuilt with GNU 12.2.0\n"
-        assert servers.build_info(text) == {"version": "0.5.0-dev", "commit": "0c1e570"}
-        assert servers.build_info("garbage") == {"version": "unknown", "commit": "unknown"}
-
-    def test_builds_once_into_the_cache(
-        self, layout: Layout, quiet: Progress, toolchain: Path
+class TestLlamaServerInstall:
+    def test_install_builds_into_the_layout(
+        self, layout: Layout, quiet: Progress, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        workdir = self.unpacked_sources(layout)
+        calls: list[tuple[Path, Path, Path]] = []
+        record = {"version": "0.5.0-dev", "commit": "abc1234"}
+
+        def build(cache: Path, workdir: Path, log: Path, progress: Progress) -> Path:
+            calls.append((cache, workdir, log))
+            return cache / "llama-server"
+
+        monkeypatch.setattr(builds, "build_llama_server", build)
+        monkeypatch.setattr(builds, "llama_server_build", lambda cache: record)
         peer = PEERS["llamacpp-server"]
-        assert not servers.is_installed(layout, peer)
-        assert servers.install(layout, peer, quiet) == servers.LLAMA_VERSION
-        binary = servers.llama_server_path(layout)
-        assert binary.parent == layout.wheels  # beside the llama-cpp-python wheel
-        assert os.access(binary, os.X_OK)
+        assert servers.install(layout, peer, quiet) == builds.LLAMA_VERSION
+        ((cache, workdir, log),) = calls
+        assert cache == layout.wheels  # beside the llama-cpp-python wheel
+        assert workdir.is_relative_to(layout.root)
+        assert log.parent == layout.logs
         assert servers.is_installed(layout, peer)
-        assert servers.installed_version(layout, peer) == servers.LLAMA_VERSION
+        assert servers.installed_version(layout, peer) == builds.LLAMA_VERSION
         assert servers.server_version(layout, peer) == (
-            f"llama.cpp llama-server 0.5.0-dev (commit abc1234, "
-            f"from the llama-cpp-python {servers.LLAMA_VERSION} sdist)"
+            "llama.cpp llama-server 0.5.0-dev (commit abc1234, "
+            f"from the llama-cpp-python {builds.LLAMA_VERSION} sdist)"
         )
-        assert not workdir.exists()  # sources and objects are not kept
-        calls = toolchain.read_text().splitlines()
-        assert len(calls) == 2
-        servers.install(layout, peer, quiet)  # cached: cmake is not run again
-        assert toolchain.read_text().splitlines() == calls
-
-    def test_changed_flags_rebuild(
-        self, layout: Layout, quiet: Progress, toolchain: Path, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        self.unpacked_sources(layout)
-        servers.build_llama_server(layout, quiet)
-        assert servers.llama_server_build(layout) is not None
-        monkeypatch.setattr(servers, "LLAMA_SERVER_CMAKE_ARGS", ("-DGGML_NATIVE=ON",))
-        assert servers.llama_server_build(layout) is None
-
-    def test_broken_binary_is_not_cached(
-        self, layout: Layout, quiet: Progress, toolchain: Path, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        self.unpacked_sources(layout)
-        monkeypatch.setenv("FAKE_SERVER_BODY", "echo 'cannot load libgomp' >&2; exit 127")
-        with pytest.raises(PeerError, match="does not run: cannot load libgomp"):
-            servers.build_llama_server(layout, quiet)
-        assert servers.llama_server_build(layout) is None
-        assert not servers.llama_server_path(layout).exists()
+        monkeypatch.setattr(builds, "llama_server_build", lambda cache: None)
+        assert not servers.is_installed(layout, peer)
+        assert servers.installed_version(layout, peer) is None
 
 
 class TestProcesses:
@@ -396,12 +333,6 @@ class TestProcesses:
         servers.stop_process(proc, grace=0.5)
         assert proc.returncode == -signal.SIGKILL
         assert time.monotonic() - start < 5
-
-    def test_tail_keeps_last_redraw(self, tmp_path: Path) -> None:
-        log = tmp_path / "log"
-        log.write_text("a\n\nprogress 10%\rprogress 90%\nlast\n")
-        assert servers.tail(log, 2) == ["progress 90%", "last"]
-        assert servers.tail(tmp_path / "missing") == []
 
     def test_free_port(self) -> None:
         assert 1024 <= servers.free_port() <= 65535
@@ -472,14 +403,6 @@ class TestInstallState:
         other = fake_peer(version="0.0.0")
         marker.write_text(json.dumps(servers._install_record(other)))
         assert not servers.is_installed(layout, other)  # pinned version differs from the venv's
-
-    def test_llama_wheel_lookup(self, layout: Layout) -> None:
-        assert servers.llama_wheel(layout) is None
-        layout.wheels.mkdir()
-        wheel = layout.wheels / f"llama_cpp_python-{servers.LLAMA_VERSION}-py3-none-linux.whl"
-        wheel.touch()
-        (layout.wheels / "llama_cpp_python-0.0.1-py3-none-linux.whl").touch()
-        assert servers.llama_wheel(layout) == wheel
 
 
 class Started(list[int]):
@@ -556,7 +479,7 @@ class TestServe:
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         monkeypatch.delenv("LLAMA_API_KEY", raising=False)
-        monkeypatch.setattr(servers, "llama_server_build", lambda layout: None)
+        monkeypatch.setattr(builds, "llama_server_build", lambda cache: None)
         peer = PEERS["litellm"].with_upstream("llamacpp-server")
         with servers.serve(layout, peer, quiet) as running:
             upstream_key = fake_chain.envs["llamacpp-server"]["LLAMA_API_KEY"]
