@@ -6,7 +6,7 @@ nox -s record -- --target reference-openai
 nox -s live -- --target openai      # needs OPENAI_API_KEY
 nox -s lint
 nox -s report -- reports/results.json --previous old/results.json
-nox -s peers -- llamacpp            # record a real peer (vllm, llamacpp, transformers, litellm, all)
+nox -s peers -- llamacpp-server     # record a real peer (see the peers session)
 nox -s bench                        # benchmarks/bench.py
 """
 
@@ -75,6 +75,9 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def peers(session: nox.Session) -> None:
     """Install, start and record real peers: ``nox -s peers -- PEER|all [-- run arguments]``.
+
+    PEER is vllm, llamacpp, llamacpp-server, transformers or litellm (``litellm --upstream
+    PEER`` fronts another peer than llama-cpp-python).
 
     Deviations are findings, not failures of the recording, so exit code 1 is a success here.
     """

