@@ -442,17 +442,17 @@ def _include(body: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(value)
 
 
-def _store(body: Mapping[str, Any], switches: Switches) -> tuple[bool, bool]:
-    """(the ``store`` the response echoes, whether the server keeps it)."""
+def _store(body: Mapping[str, Any], switches: Switches) -> bool:
+    """Whether the server keeps the response (the Response object does not echo ``store``)."""
     value = body.get("store")
     if value is not None and not isinstance(value, bool):
         raise ApiError(
             "Invalid type for 'store': expected a boolean.", param="store", code="invalid_type"
         )
     mode = switches.responses_store
-    asked = value if value is not None else mode != "default_off"
-    kept = {"never": False, "always": True}.get(mode, asked)
-    return asked, kept
+    if mode in ("never", "always"):
+        return mode == "always"
+    return value if value is not None else mode == "default_on"
 
 
 def _limit(body: Mapping[str, Any], switches: Switches) -> int | None:
@@ -572,7 +572,7 @@ def plan_turn(body: Mapping[str, Any], config: ServerConfig, stored: Mapping[str
     metadata = _metadata(body, switches)
     include = _include(body)
     truncation = _truncation(body, switches)
-    store, kept = _store(body, switches)
+    store = _store(body, switches)
     stops = _stop(body, switches)
 
     def render(conversation: Sequence[Item]) -> list[int]:
@@ -612,7 +612,6 @@ def plan_turn(body: Mapping[str, Any], config: ServerConfig, stored: Mapping[str
         "parallel_tool_calls": parallel if isinstance(parallel, bool) else True,
         "previous_response_id": previous_id,
         "reasoning": reasoning,
-        "store": store,
         "temperature": temperature,
         "text": text,
         "tool_choice": tool_choice,
@@ -625,7 +624,7 @@ def plan_turn(body: Mapping[str, Any], config: ServerConfig, stored: Mapping[str
         tuple(items),
         echo,
         stream,
-        kept,
+        store,
         limited=max_tokens < ANSWER_LENGTH,
         hide_incomplete=switches.responses_max_output_tokens == "complete",
         reasoning=reasons,

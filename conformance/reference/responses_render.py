@@ -196,7 +196,6 @@ def _output_events(index: int, item: dict[str, Any], pieces: Sequence[str]) -> l
                 "type": "response.function_call_arguments.done",
                 "item_id": item_id,
                 "output_index": index,
-                "name": item["name"],
                 "arguments": text,
             },
             {"type": "response.output_item.done", "output_index": index, "item": item},
