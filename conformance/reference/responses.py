@@ -16,12 +16,12 @@ tokens as if it had one, so that a reply is ``completed`` unless a limit cut it 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from openai.types.responses import response_create_params
 
-from conformance.reference import model, validation
+from conformance.reference import logprobs, model, validation
 from conformance.reference.planning import Plan
 from conformance.reference.switches import Switches
 from conformance.reference.validation import ApiError, Call, Format, given
@@ -58,6 +58,9 @@ INCLUDABLE = frozenset(
         "message.output_text.logprobs",
     }
 )
+#: The ``include`` value that adds log probabilities to the output text.
+LOGPROBS = "message.output_text.logprobs"
+MAX_TOP_LOGPROBS = 20
 
 Item = dict[str, Any]
 
@@ -78,7 +81,6 @@ class Turn:
     #: max_output_tokens cut the reply, but the switch has it reported ``completed``.
     hide_incomplete: bool = False
     reasoning: bool = False
-    include: frozenset[str] = field(default_factory=frozenset)
 
 
 @dataclass(frozen=True)
@@ -181,9 +183,10 @@ def input_items(body: Mapping[str, Any], switches: Switches) -> list[Item]:
     return items
 
 
-def _check_calls_answered(items: Sequence[Item]) -> None:
-    """OpenAI refuses a function_call_output whose call_id no function_call before it made."""
-    made: set[str] = set()
+def _check_calls_answered(context: Sequence[Item], items: Sequence[Item]) -> None:
+    """OpenAI refuses a function_call_output whose call_id no function_call before it made,
+    in the stored ``context`` or the new input ``items``."""
+    made = {item["call_id"] for item in context if item["type"] == "function_call"}
     for index, item in enumerate(items):
         if item["type"] == "function_call":
             made.add(item["call_id"])
@@ -429,6 +432,15 @@ def _reasoning(body: Mapping[str, Any], switches: Switches) -> tuple[dict[str, A
     return {"effort": effort, "summary": value.get("summary")}, effort not in (None, "none")
 
 
+def _logprobs(body: Mapping[str, Any], include: frozenset[str]) -> logprobs.Request | None:
+    """The log probabilities the output text carries: asked for with ``include``
+    "message.output_text.logprobs", with ``top_logprobs`` alternatives per token."""
+    top = validation.integer(body, "top_logprobs", 0, MAX_TOP_LOGPROBS)
+    if LOGPROBS not in include:
+        return None
+    return logprobs.Request("chat", top or 0)
+
+
 def _include(body: Mapping[str, Any]) -> frozenset[str]:
     value = body.get("include")
     if value is None:
@@ -556,8 +568,8 @@ def plan_turn(body: Mapping[str, Any], config: ServerConfig, stored: Mapping[str
         if switches.responses_previous_response == "honour":
             context = previous.items
     new_items = input_items(body, switches) if "input" in body or not context else []
+    _check_calls_answered(context, new_items)
     items = [*context, *new_items]
-    _check_calls_answered(items)
     instructions = _instructions(body, switches)
     tools = _tools(body)
     tool_choice, calls = _tool_calls(body, tools, switches)
@@ -571,6 +583,7 @@ def plan_turn(body: Mapping[str, Any], config: ServerConfig, stored: Mapping[str
     top_p = validation.number(body, "top_p", 0, 1, 1.0)
     metadata = _metadata(body, switches)
     include = _include(body)
+    scored = _logprobs(body, include)
     truncation = _truncation(body, switches)
     store = _store(body, switches)
     stops = _stop(body, switches)
@@ -603,6 +616,7 @@ def plan_turn(body: Mapping[str, Any], config: ServerConfig, stored: Mapping[str
         "absent",
         tool_calls=calls,
         response_format=text_format,
+        logprobs_request=scored,
     )
     echo: dict[str, Any] = {
         "instructions": instructions,
@@ -617,6 +631,7 @@ def plan_turn(body: Mapping[str, Any], config: ServerConfig, stored: Mapping[str
         "tool_choice": tool_choice,
         "tools": tools,
         "top_p": top_p,
+        "top_logprobs": body.get("top_logprobs"),
         "truncation": truncation,
     }
     return Turn(
@@ -628,5 +643,4 @@ def plan_turn(body: Mapping[str, Any], config: ServerConfig, stored: Mapping[str
         limited=max_tokens < ANSWER_LENGTH,
         hide_incomplete=switches.responses_max_output_tokens == "complete",
         reasoning=reasons,
-        include=include,
     )

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from conformance.reference import model
+from conformance.reference import logprobs, model
 from conformance.reference.generation import Choice, Result
 from conformance.reference.rendering import REASONING_TEXT
 from conformance.reference.responses import Turn
@@ -44,12 +44,13 @@ class Reply:
     reasoning_tokens: int
 
 
-def _content_part(text: str, switches: Switches) -> dict[str, Any]:
+def _content_part(choice: Choice, switches: Switches) -> dict[str, Any]:
     mode = switches.responses_content_part
-    part: dict[str, Any] = {"type": "text" if mode == "text" else "output_text", "text": text}
+    kind = "text" if mode == "text" else "output_text"
+    part: dict[str, Any] = {"type": kind, "text": choice.text}
     if mode != "no_annotations":
         part["annotations"] = []
-    part["logprobs"] = []
+    part["logprobs"] = logprobs.chat_content(choice.logprobs)
     return part
 
 
@@ -59,8 +60,30 @@ def _message_item(choice: Choice, incomplete: bool, switches: Switches) -> dict[
         "type": "message",
         "status": "incomplete" if incomplete else "completed",
         "role": "assistant",
-        "content": [_content_part(choice.text, switches)],
+        "content": [_content_part(choice, switches)],
     }
+
+
+def _event_logprobs(entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Log probabilities as the text events carry them: the part's, without ``bytes``."""
+    return [
+        {
+            "token": entry["token"],
+            "logprob": entry["logprob"],
+            "top_logprobs": [
+                {"token": top["token"], "logprob": top["logprob"]} for top in entry["top_logprobs"]
+            ],
+        }
+        for entry in entries
+    ]
+
+
+def _piece_logprobs(part: dict[str, Any], count: int) -> list[list[dict[str, Any]]]:
+    """Each of ``count`` deltas' log probabilities: one token each, any rest on the last."""
+    entries = _event_logprobs(part["logprobs"])
+    if not entries:
+        return [[] for _ in range(count)]
+    return [entries[i:] if i == count - 1 else entries[i : i + 1] for i in range(count)]
 
 
 def _function_call_items(choice: Choice, switches: Switches) -> list[dict[str, Any]]:
@@ -213,12 +236,21 @@ def _output_events(index: int, item: dict[str, Any], pieces: Sequence[str]) -> l
             "output_index": index,
             "item": {**item, "status": "in_progress", "content": []},
         },
-        {"type": "response.content_part.added", **where, "part": {**part, "text": ""}},
+        {
+            "type": "response.content_part.added",
+            **where,
+            "part": {**part, "text": "", "logprobs": []},
+        },
         *(
-            {"type": "response.output_text.delta", **where, "delta": piece, "logprobs": []}
-            for piece in pieces
+            {"type": "response.output_text.delta", **where, "delta": piece, "logprobs": scored}
+            for piece, scored in zip(pieces, _piece_logprobs(part, len(pieces)), strict=True)
         ),
-        {"type": "response.output_text.done", **where, "text": part["text"], "logprobs": []},
+        {
+            "type": "response.output_text.done",
+            **where,
+            "text": part["text"],
+            "logprobs": _event_logprobs(part["logprobs"]),
+        },
         {"type": "response.content_part.done", **where, "part": part},
         {"type": "response.output_item.done", "output_index": index, "item": item},
     ]

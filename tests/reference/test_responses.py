@@ -672,8 +672,21 @@ def test_metadata_is_echoed(pool: Pool) -> None:
     assert _error(_post(server, metadata={"a": "x" * 513}))["code"] == "string_above_max_length"
 
 
-def test_include_takes_documented_values(server: RunningServer) -> None:
-    _ok(_post(server, include=["message.output_text.logprobs"]))
+def test_include_adds_logprobs(server: RunningServer) -> None:
+    plain = _ok(_post(server))
+    assert plain["output"][0]["content"][0]["logprobs"] == []
+    include = ["message.output_text.logprobs"]
+    body = _ok(_post(server, include=include, top_logprobs=2))
+    scored = body["output"][0]["content"][0]["logprobs"]
+    assert len(scored) == ANSWER_LENGTH
+    assert "".join(entry["token"] for entry in scored) == _text(body) == _text(plain)
+    assert all(len(entry["top_logprobs"]) == 2 for entry in scored)
+    assert body["top_logprobs"] == 2
+    events = _events(_post(server, include=include, stream=True))
+    deltas = [e["logprobs"] for e in events if e["type"] == "response.output_text.delta"]
+    assert [(entry["token"], entry["logprob"]) for entries in deltas for entry in entries] == [
+        (entry["token"], entry["logprob"]) for entry in scored
+    ]
     assert _error(_post(server, include=["everything"]))["param"] == "include"
 
 
