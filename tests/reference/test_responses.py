@@ -12,6 +12,8 @@ from typing import Any
 import httpx2
 import openai
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from openai.types.responses import Response, ResponseStreamEvent
 from pydantic import TypeAdapter
 
@@ -229,6 +231,15 @@ def test_input_items_read_as_the_string(server: RunningServer) -> None:
     assert as_string["usage"] == as_items["usage"] == as_parts["usage"]
 
 
+def test_text_and_image_parts_are_taken(server: RunningServer) -> None:
+    parts = [
+        {"type": "input_text", "text": PROMPT},
+        {"type": "input_image", "image_url": "data:image/png;base64,iVBORw0KGgo="},
+    ]
+    body = _ok(_post(server, input=[{"type": "message", "role": "user", "content": parts}]))
+    assert _text(body) == _text(_ok(_post(server)))
+
+
 def test_a_conversation_of_items_is_read_whole(server: RunningServer) -> None:
     turns = [
         {"type": "message", "role": "user", "content": "My name is Alice."},
@@ -299,6 +310,30 @@ def test_max_output_tokens_cuts_the_reply_incomplete(server: RunningServer) -> N
     events = _events(_post(server, max_output_tokens=16, stream=True))
     assert events[-1]["type"] == "response.incomplete"
     assert events[-1]["response"]["incomplete_details"] == {"reason": "max_output_tokens"}
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    words=st.lists(st.sampled_from(model.WORDS), min_size=1, max_size=12),
+    limit=st.one_of(st.none(), st.integers(16, 40)),
+)
+def test_plain_and_streamed_replies_agree(
+    server: RunningServer, words: list[str], limit: int | None
+) -> None:
+    prompt = " ".join(words)
+    body = _ok(_post(server, input=prompt, max_output_tokens=limit))
+    events = _events(_post(server, input=prompt, max_output_tokens=limit, stream=True))
+    final = events[-1]["response"]
+    cut = limit is not None and limit < ANSWER_LENGTH
+    assert body["status"] == final["status"] == ("incomplete" if cut else "completed")
+    assert body["usage"]["output_tokens"] == min(limit or ANSWER_LENGTH, ANSWER_LENGTH)
+    assert body["usage"] == final["usage"]
+    assert _text(body) == _text(final)
+    deltas = [event["delta"] for event in events if event["type"].endswith("text.delta")]
+    assert "".join(deltas) == _text(body)
+    assert [event["sequence_number"] for event in events] == list(range(len(events)))
 
 
 def test_max_output_tokens_below_openai_minimum(server: RunningServer) -> None:
