@@ -18,7 +18,8 @@ from starlette.routing import Route
 
 from conformance.reference import responses_render as render
 from conformance.reference.generation import run
-from conformance.reference.responses import Item, Stored, plan_turn
+from conformance.reference.responses import Stored, plan_turn
+from conformance.reference.responses_fields import Item
 from conformance.reference.validation import ApiError
 
 if TYPE_CHECKING:
