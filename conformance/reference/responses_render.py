@@ -126,6 +126,8 @@ def reply(turn: Turn, result: Result, switches: Switches) -> Reply:
     incomplete = cut and (turn.limited or bool(choice.tool_calls) or bool(choice.call))
     if turn.generation.response_format is not None:
         incomplete = cut
+    # The responses_max_output_tokens switch "complete": cut, but reported completed.
+    incomplete = incomplete and not turn.hide_incomplete
     output: list[dict[str, Any]] = []
     pieces: list[tuple[str, ...]] = []
     reasoning_tokens = 0
@@ -174,9 +176,7 @@ def response_body(
     details = None
     if done is not None:
         status = "incomplete" if done.incomplete else "completed"
-        if done.incomplete and turn.hide_incomplete:
-            status = "completed"
-        elif done.incomplete:
+        if done.incomplete:
             details = {"reason": "max_output_tokens"}
     return {
         "id": ident,
