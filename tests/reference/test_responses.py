@@ -188,6 +188,28 @@ def test_sdk_streams_a_response(server: RunningServer) -> None:
     assert completed.response.usage == plain.usage
 
 
+def test_sdk_stream_helper_accumulates_the_events(pool: Pool) -> None:
+    """The SDK's ``responses.stream`` rebuilds the response from the events, so it fails on
+    an event out of place (a delta before its item was added, an unknown item id)."""
+    client = _client(pool())
+    plain = client.responses.create(model="toy", input=PROMPT, temperature=0)
+    with client.responses.stream(model="toy", input=PROMPT, temperature=0) as stream:
+        final = stream.get_final_response()
+    assert final.output_text == plain.output_text
+    tools: Any = [WEATHER]
+    with client.responses.stream(
+        model="toy", input=PROMPT, tools=tools, tool_choice="required"
+    ) as stream:
+        called = stream.get_final_response()
+    assert [item.type for item in called.output] == ["function_call"]
+    reasoning = _client(pool(responses_reasoning="reason"))
+    with reasoning.responses.stream(
+        model="toy", input=PROMPT, temperature=0, reasoning={"effort": "low"}
+    ) as stream:
+        reasoned = stream.get_final_response()
+    assert [item.type for item in reasoned.output] == ["reasoning", "message"]
+
+
 def test_stream_framing_and_event_types(server: RunningServer) -> None:
     events = _events(_post(server, stream=True))
     assert [event["type"] for event in events][:4] == FULL_SEQUENCE[:4]
@@ -772,6 +794,12 @@ def test_stream_events_text_only(pool: Pool) -> None:
     events = _events(_post(pool(responses_stream_events="text_only"), stream=True))
     kinds = {event["type"] for event in events}
     assert kinds == {"response.created", "response.output_text.delta", "response.completed"}
+    client = _client(pool(responses_stream_events="text_only"))
+    with (
+        pytest.raises(RuntimeError, match="before receiving its output item"),
+        client.responses.stream(model="toy", input=PROMPT) as stream,
+    ):
+        stream.get_final_response()
 
 
 def test_sequence_number_absent(pool: Pool) -> None:
