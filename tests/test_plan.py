@@ -72,3 +72,21 @@ def test_behaviors_marked_first_lead_the_plan(specs_copy: Path) -> None:
     assert set(leading) == first
     assert leading == sorted(leading)
     assert ids[len(leading) :] == sorted(ids[len(leading) :])
+
+
+def test_a_behavior_on_the_responses_api_is_planned_where_targets_serve_it(
+    specs_copy: Path,
+) -> None:
+    behaviors = specs_copy / "behaviors" / "request.yaml"
+    behaviors.write_text(
+        behaviors.read_text().replace(
+            "    apis: [chat, completions]\n", "    apis: [responses]\n", 1
+        )
+    )
+    cases = [c for c in plan(load_specs(specs_copy)) if c.behavior.id == "request.unknown_field"]
+    assert {case.api for case in cases} == {"responses"}
+    by_target = {case.target.name: case for case in cases}
+    served = by_target["reference-openai"]
+    assert served.name == "request.unknown_field[reference-openai-responses-nostream]"
+    assert served.skip_reason is None
+    assert by_target["vllm"].skip_reason == "vllm does not serve the responses API"

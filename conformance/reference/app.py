@@ -1,4 +1,4 @@
-"""The reference server's ASGI app: OpenAI's chat and legacy completions over the toy model.
+"""The reference server's ASGI app: OpenAI's chat, legacy completions and Responses APIs.
 
 Only the HTTP side is here: the endpoints, the middleware that sets the ``server`` header and
 checks the API key, and ``create_app``. A completion request goes through
@@ -24,7 +24,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from conformance.reference import rendering, streaming
+from conformance.reference import rendering, responses_app, streaming
 from conformance.reference.generation import run
 from conformance.reference.planning import plan_request
 from conformance.reference.validation import Api, ApiError, check_model, error_response
@@ -210,6 +210,7 @@ def create_app(config: ServerConfig) -> Starlette:
         Route("/v1/completions", _completion_endpoint("completions", config), methods=["POST"]),
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/v1/models/{name:path}", get_model, methods=["GET"]),
+        *responses_app.routes(config, _json_body),
     ]
     return Starlette(
         routes=routes,

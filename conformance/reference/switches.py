@@ -254,6 +254,104 @@ class Switches(BaseModel):
 
     # -- end of response
 
+    # -- responses (the Responses API, ``POST /v1/responses``)
+
+    responses_input_items: Literal["honour", "string_only"] = "honour"
+    """``input`` as an array of items: read as the conversation (honour), or a 400 for
+    anything but a string (string_only)."""
+
+    responses_instructions: OptionMode = "honour"
+    """``instructions``: a system message before the input, dropped, or a 400."""
+
+    responses_max_output_tokens: Literal["honour", "complete", "ignore", "reject"] = "honour"
+    """``max_output_tokens``: the output stops there with ``status: incomplete`` (honour), stops
+    there but is reported ``completed`` (complete), is dropped, or any request carrying it
+    gets a 400."""
+
+    responses_output_overflow: Literal["clamp", "reject", "exceed"] = "clamp"
+    """Input that fits the window, but not with ``max_output_tokens`` (or the output cap) on
+    top: the output stops at the window, ``incomplete`` (clamp); a 400
+    ``context_length_exceeded``; or generated past the window anyway (exceed)."""
+
+    responses_truncation: Literal["honour", "ignore", "reject"] = "honour"
+    """``truncation "auto"``: the oldest input items are dropped until the input fits, dropped
+    as an option (over-window input gets the 400), or a 400 for any request carrying it."""
+
+    responses_temperature_range: Literal["reject", "accept"] = "reject"
+    """A temperature above 2: refused as outside OpenAI's 0-2 range, or used as given."""
+
+    responses_store: Literal["default_on", "default_off", "never", "always"] = "default_on"
+    """Which responses are stored (and so can be fetched and continued): all unless ``store``
+    is false (OpenAI), only those asking ``store: true``, none, or all whatever ``store`` says."""
+
+    responses_previous_response: OptionMode = "honour"
+    """``previous_response_id``: the stored response's input and output come before the new
+    input (honour), it is accepted and dropped, or a 400 for any request carrying it."""
+
+    responses_delete: Literal["honour", "not_found"] = "honour"
+    """``DELETE /v1/responses/{id}``: deleted, or a 404 as for an endpoint not served."""
+
+    responses_json_schema: Literal["honour", "json_only", "ignore", "reject"] = "honour"
+    """``text.format {"type": "json_schema"}``: output following the schema, any JSON object
+    (JSON mode in its place), plain text, or a 400."""
+
+    responses_tool_choice: Literal["honour", "auto_only", "wrong_tool", "reject"] = "honour"
+    """``tool_choice`` required / named / none: as asked (honour), every choice answered as
+    "auto" (text), a named tool answered with another tool, or a 400 for any but "auto"."""
+
+    responses_parallel_tool_calls: OptionMode = "honour"
+    """``parallel_tool_calls false``: at most one call (honour), one call per tool anyway
+    (ignore), or a 400 for any request carrying it (reject)."""
+
+    responses_function_call: Literal["standard", "object_arguments", "missing_call_id"] = "standard"
+    """A ``function_call`` output item: OpenAI's (``arguments`` a JSON string, a ``call_id``),
+    with ``arguments`` as a JSON object, or without ``call_id``."""
+
+    responses_unknown_field: Literal["reject", "ignore"] = "reject"
+    """A top-level field the Responses API does not have: a 400 ``unknown_parameter`` (what
+    OpenAI answers), or dropped."""
+
+    responses_stop: Literal["reject", "ignore", "honour"] = "reject"
+    """``stop``, which the Responses API does not have: a 400 like any unknown field, dropped,
+    or applied as chat applies it."""
+
+    responses_metadata: Literal["echo", "drop", "reject"] = "echo"
+    """``metadata``: echoed on the response, accepted and left out of it (``{}``), or a 400."""
+
+    responses_reasoning: Literal["reject", "ignore", "reason"] = "reject"
+    """``reasoning.effort`` sent to the toy (non-reasoning) model: a 400 as OpenAI answers for a
+    model without reasoning, accepted and dropped, or answered with a reasoning item first."""
+
+    responses_usage: Literal["present", "absent", "zero"] = "present"
+    """The response's ``usage`` (plain and on ``response.completed``): the counts, null, or
+    every count zero."""
+
+    responses_usage_details: Literal["detailed", "basic"] = "detailed"
+    """Usage with ``input_tokens_details`` and ``output_tokens_details`` (OpenAI), or the three
+    counts only."""
+
+    responses_content_part: Literal["output_text", "no_annotations", "text"] = "output_text"
+    """A message's content part: OpenAI's ``output_text`` with ``annotations``, the same without
+    ``annotations``, or typed ``text``."""
+
+    responses_stream_events: Literal["full", "text_only"] = "full"
+    """The streamed events: OpenAI's whole sequence (created, in_progress, item and part
+    added, deltas, the ``.done`` events, completed), or only created, deltas and completed."""
+
+    responses_sequence_number: Literal["counting", "absent"] = "counting"
+    """Each event's ``sequence_number``: 0, 1, 2... in order, or left out."""
+
+    responses_stream_framing: Literal["event_lines", "data_only", "done_sentinel"] = "event_lines"
+    """Each event as ``event: <type>`` and ``data:`` lines (OpenAI), ``data:`` lines only, or
+    OpenAI's framing ended by chat's ``data: [DONE]``."""
+
+    responses_error_envelope: Literal["openai", "integer_code", "flat", "detail", "nonstandard"] = (
+        "openai"
+    )
+    """The body of a refused Responses request, as the chat switch ``error_envelope`` shapes it."""
+
+    # -- end of responses
+
     def with_settings(self, settings: Mapping[str, str]) -> Switches:
         """A copy with ``settings`` ({switch: value}) applied; ValueError names what is wrong."""
         for name, value in settings.items():

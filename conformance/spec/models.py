@@ -32,10 +32,11 @@ Tokens = Annotated[int, Field(gt=0)]
 
 
 class Api(StrEnum):
-    """The two OpenAI APIs the suite probes."""
+    """The OpenAI APIs the suite probes: chat completions, legacy completions, Responses."""
 
     CHAT = "chat"
     COMPLETIONS = "completions"
+    RESPONSES = "responses"
 
 
 class _Spec(BaseModel):

@@ -149,6 +149,13 @@ BAD_SPECS = [
     ),
     (
         "targets/reference-openai.yaml",
+        "  responses: toy\n",
+        "",
+        "no model for api 'responses'",
+        None,
+    ),
+    (
+        "targets/reference-openai.yaml",
         "  dialect: openai",
         "  dialect: openai\n  set: {stop.inclusion: kept}",
         "'kept' is not an outcome of stop.inclusion",
