@@ -38,14 +38,19 @@ if TYPE_CHECKING:
 EXIT_USAGE = 4  # = conformance.gate.ExitCode.USAGE_ERROR
 DEFAULT_PORT = 8000
 MODES = ("replay", "record", "live")
+SPECS_HELP = (
+    "a specs folder laid over the built-in catalog: its behaviors/, profiles/ and targets/ "
+    "files replace built-in files of the same name or add to them"
+)
 
 
-def load(specs: Path) -> Catalog:
-    """The checked catalog. Imported late: the probes pull in the openai SDK, and `run` must
-    not import it before pytest starts, or pytest cannot rewrite the anyio plugin's asserts."""
+def load(specs: str | None) -> Catalog:
+    """The checked catalog, with the ``--specs`` folder laid over the built-in one. Imported
+    late: the probes pull in the openai SDK, and `run` must not import it before pytest
+    starts, or pytest cannot rewrite the anyio plugin's asserts."""
     from conformance.catalog import load as load_catalog  # noqa: PLC0415
 
-    return load_catalog(specs)
+    return load_catalog(Path(specs) if specs else None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -80,9 +85,7 @@ def _parser() -> argparse.ArgumentParser:
         "--behavior", action="append", default=[], help="a behavior to run (repeatable)"
     )
     run.add_argument("--mode", choices=MODES, default=MODES[0])
-    run.add_argument(
-        "--specs", default=None, metavar="DIR", help="the specs folder (default ./specs)"
-    )
+    run.add_argument("--specs", default=None, metavar="DIR", help=SPECS_HELP)
     run.add_argument("--cassettes", default="cassettes", metavar="DIR")
     run.add_argument("--report-dir", default="reports", metavar="DIR")
     run.add_argument(
@@ -112,11 +115,22 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=_run)
 
     report = commands.add_parser(
-        "report", help="rebuild index.html and summary.md from a results file"
+        "report",
+        help="rebuild index.html and summary.md from a results file, or merge several runs",
     )
-    report.add_argument("results", nargs="?", default="reports/results.json", metavar="RESULTS")
     report.add_argument(
-        "--out", default=None, metavar="DIR", help="where to write (default: next to RESULTS)"
+        "results",
+        nargs="*",
+        default=["reports/results.json"],
+        metavar="RESULTS",
+        help="results files; several are merged into one results.json (the newest run wins "
+        "a target they share)",
+    )
+    report.add_argument(
+        "--out",
+        default=None,
+        metavar="DIR",
+        help="where to write (default: next to RESULTS; required to merge several)",
     )
     report.add_argument("--previous", action="append", default=[], metavar="RESULTS")
     report.add_argument("--baseline", default=None, metavar="FILE")
@@ -149,12 +163,12 @@ def _parser() -> argparse.ArgumentParser:
     update.set_defaults(handler=_baseline_update)
 
     listing = commands.add_parser("list", help="list behaviors, profiles and targets")
-    listing.add_argument("--specs", default="specs", metavar="DIR")
+    listing.add_argument("--specs", default=None, metavar="DIR", help=SPECS_HELP)
     listing.set_defaults(handler=_list)
 
     diff = commands.add_parser("diff", help="two profiles' documented semantics side by side")
     diff.add_argument("profiles", nargs=2, metavar="PROFILE")
-    diff.add_argument("--specs", default="specs", metavar="DIR")
+    diff.add_argument("--specs", default=None, metavar="DIR", help=SPECS_HELP)
     diff.add_argument("--only-differences", action="store_true")
     diff.set_defaults(handler=_diff)
 
@@ -176,11 +190,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="require the key held in this environment variable",
     )
-    serve.add_argument("--specs", default="specs", metavar="DIR")
+    serve.add_argument("--specs", default=None, metavar="DIR", help=SPECS_HELP)
     serve.set_defaults(handler=_serve)
 
     schema = commands.add_parser("schema", help="write the JSON Schemas of spec and results files")
-    schema.add_argument("--out", default="specs/schema", metavar="DIR")
+    schema.add_argument(
+        "--out", default=None, metavar="DIR", help="default: the built-in catalog's schema folder"
+    )
     schema.set_defaults(handler=_schema)
     return parser
 
@@ -238,16 +254,23 @@ def _read_results(path: str) -> Results:
 
 
 def _report(options: argparse.Namespace, _: list[str]) -> int:
-    from conformance import gate  # noqa: PLC0415
+    from conformance import gate, merge  # noqa: PLC0415
+    from conformance import results as results_file  # noqa: PLC0415
     from conformance.report import html, markdown  # noqa: PLC0415
 
-    results = _read_results(options.results)
+    if len(options.results) > 1 and not options.out:
+        raise ValueError("merging several results files needs --out DIR")
+    runs = [(path, _read_results(path)) for path in options.results]
+    results = merge.merge(runs) if len(runs) > 1 else runs[0][1]
     previous = [_read_results(path) for path in options.previous]
     baseline = gate.load(Path(options.baseline)) if options.baseline else None
     report = gate.evaluate(
         results.cases, baseline, Path(options.baseline) if options.baseline else None
     )
-    out = Path(options.out) if options.out else Path(options.results).parent
+    out = Path(options.out) if options.out else Path(options.results[0]).parent
+    if len(runs) > 1:
+        results_file.write(results, out / "results.json")
+        print(out / "results.json")
     html.write(results, out / "index.html", previous=previous, gate=report)
     markdown.write(results, out / "summary.md", gate=report)
     print(out / "index.html")
@@ -284,17 +307,22 @@ def _baseline_update(options: argparse.Namespace, _: list[str]) -> int:
 
 
 def _list(options: argparse.Namespace, _: list[str]) -> int:
-    catalog = load(Path(options.specs))
+    catalog = load(options.specs)
     print(f"Behaviors ({len(catalog.behaviors)})")
     for behavior in sorted(catalog.behaviors.values(), key=lambda b: b.id):
         variants = "/".join("stream" if s else "nostream" for s in behavior.variants.stream)
         apis = ",".join(api.value for api in behavior.apis)
-        print(f"  {behavior.id:<40} {apis:<17} {variants:<16} {behavior.title}")
+        print(
+            f"  {behavior.id:<40} {apis:<17} {variants:<16} {behavior.title}"
+            f"  [{catalog.origin('behavior', behavior.id)}]"
+        )
         print(f"  {'':<40} outcomes: {', '.join(behavior.outcomes)}")
     print(f"\nProfiles ({len(catalog.profiles)})")
     for profile in sorted(catalog.profiles.values(), key=lambda p: p.id):
         extends = f" (extends {profile.extends})" if profile.extends else ""
-        print(f"  {profile.id:<20} {profile.title}{extends}")
+        print(
+            f"  {profile.id:<20} {profile.title}{extends}  [{catalog.origin('profile', profile.id)}]"
+        )
     print(f"\nTargets ({len(catalog.targets)})")
     for target in sorted(catalog.targets.values(), key=lambda t: t.name):
         note = (
@@ -302,12 +330,15 @@ def _list(options: argparse.Namespace, _: list[str]) -> int:
             if target.live_only
             else "cassettes shipped"
         )
-        print(f"  {target.name:<20} claims {target.profile:<18} {target.base_url}  ({note})")
+        print(
+            f"  {target.name:<20} claims {target.profile:<18} {target.base_url}  ({note})"
+            f"  [{catalog.origin('target', target.name)}]"
+        )
     return 0
 
 
 def _diff(options: argparse.Namespace, _: list[str]) -> int:
-    catalog = load(Path(options.specs))
+    catalog = load(options.specs)
     left, right = options.profiles
     for name in (left, right):
         if name not in catalog.profiles:
@@ -340,7 +371,7 @@ def _expect(expect: str | list[str]) -> str:
 def _serve(options: argparse.Namespace, _: list[str]) -> int:
     from conformance.reference import dialect, server  # noqa: PLC0415
 
-    catalog = load(Path(options.specs))
+    catalog = load(options.specs)
     if options.dialect not in catalog.profiles:
         raise ValueError(
             f"unknown dialect '{options.dialect}'; {suggest(options.dialect, catalog.profiles)}"
@@ -373,8 +404,11 @@ def _serve(options: argparse.Namespace, _: list[str]) -> int:
 
 
 def _schema(options: argparse.Namespace, _: list[str]) -> int:
+    from conformance.spec.loader import builtin_specs  # noqa: PLC0415
+
+    out = Path(options.out) if options.out else builtin_specs() / "schema"
     for name, text in schemas().items():
-        path = Path(options.out) / name
+        path = out / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
         print(path)
