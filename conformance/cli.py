@@ -166,6 +166,16 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--specs", default=None, metavar="DIR", help=SPECS_HELP)
     listing.set_defaults(handler=_list)
 
+    init = commands.add_parser(
+        "init", help="write a starter target, an empty baseline and a CI workflow into a repository"
+    )
+    init.add_argument(
+        "--target", default="mycloud", metavar="NAME", help="your target's name (default mycloud)"
+    )
+    init.add_argument("--dir", default=".", metavar="DIR", help="the repository's root")
+    init.add_argument("--force", action="store_true", help="overwrite files that are there")
+    init.set_defaults(handler=_init)
+
     diff = commands.add_parser("diff", help="two profiles' documented semantics side by side")
     diff.add_argument("profiles", nargs=2, metavar="PROFILE")
     diff.add_argument("--specs", default=None, metavar="DIR", help=SPECS_HELP)
@@ -325,15 +335,27 @@ def _list(options: argparse.Namespace, _: list[str]) -> int:
         )
     print(f"\nTargets ({len(catalog.targets)})")
     for target in sorted(catalog.targets.values(), key=lambda t: t.name):
-        note = (
-            "live only, needs $" + str(target.api_key_env)
-            if target.live_only
-            else "cassettes shipped"
-        )
+        origin = catalog.origin("target", target.name)
+        if target.live_only:
+            note = f"live only, needs ${target.api_key_env}"
+        else:
+            note = "cassettes shipped" if origin == "built-in" else "records its own cassettes"
         print(
             f"  {target.name:<20} claims {target.profile:<18} {target.base_url}  ({note})"
-            f"  [{catalog.origin('target', target.name)}]"
+            f"  [{origin}]"
         )
+    return 0
+
+
+def _init(options: argparse.Namespace, _: list[str]) -> int:
+    from conformance import starter  # noqa: PLC0415
+
+    for path in starter.write(Path(options.dir), options.target, force=options.force):
+        print(path)
+    print(
+        f"Next: fill in {starter.SPECS_FOLDER}/targets/{options.target}.yaml, then "
+        f"`conformance run --mode live --specs {starter.SPECS_FOLDER} --target {options.target}`"
+    )
     return 0
 
 

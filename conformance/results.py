@@ -2,7 +2,7 @@
 
 The file is self-contained: it carries the behaviors' outcomes and every profile's
 expectations, so a report can be built from it alone. Its JSON Schema is published at
-``specs/schema/results.schema.json``.
+``conformance/builtin_specs/schema/results.schema.json``.
 """
 
 from __future__ import annotations
