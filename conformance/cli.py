@@ -339,7 +339,7 @@ def _list(options: argparse.Namespace, _: list[str]) -> int:
         if target.live_only:
             note = f"live only, needs ${target.api_key_env}"
         else:
-            note = "cassettes shipped" if origin == "built-in" else "records its own cassettes"
+            note = "recorded in the suite's repository" if origin == "built-in" else "your target"
         print(
             f"  {target.name:<20} claims {target.profile:<18} {target.base_url}  ({note})"
             f"  [{origin}]"
