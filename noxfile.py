@@ -1,16 +1,20 @@
 """Sessions for everyone: the default replays the shipped cassettes and writes reports/.
 
 nox                      # = nox -s conformance: replay every shipped cassette
-nox -s tests             # the project's own tests
+nox -s tests             # the project's own tests (pytest -n auto)
 nox -s record -- --target reference-openai
 nox -s live -- --target openai      # needs OPENAI_API_KEY
-nox -s lint
+nox -s lint                         # ruff, mypy, actionlint
 nox -s report -- reports/results.json --previous old/results.json
 nox -s peers -- llamacpp-server     # record a real peer (see the peers session)
 nox -s bench                        # benchmarks/bench.py
+
+CI (.ci/run) runs `nox -s conformance tests lint`, so CI and these sessions cannot disagree.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import nox
 
@@ -37,8 +41,8 @@ def conformance(session: nox.Session) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """The project's own tests, including the mutation matrix against the reference server."""
-    _install(session, "[dev]")
-    session.run("pytest", *session.posargs)
+    _install(session, "[dev,peers]")  # the peers' model builder has tests too
+    session.run("pytest", *(session.posargs or ["-n", "auto"]))
 
 
 @nox.session
@@ -51,25 +55,30 @@ def record(session: nox.Session) -> None:
 
 @nox.session
 def live(session: nox.Session) -> None:
-    """Run live without cassettes; name targets with -- --target NAME."""
+    """Run live without cassettes (default: the reference targets); -- --target NAME."""
     _install(session)
-    session.run("conformance", "run", "--mode", "live", *session.posargs)
+    arguments = session.posargs or ["--target", "reference-*"]
+    session.run("conformance", "run", "--mode", "live", *arguments)
 
 
 @nox.session
 def report(session: nox.Session) -> None:
-    """Rebuild index.html and summary.md from a results file (default reports/results.json)."""
+    """Rebuild index.html and summary.md from results files (default reports/results.json,
+    written first by a replay when it is not there)."""
     _install(session)
+    if not session.posargs and not Path("reports/results.json").is_file():
+        session.run("conformance", "run", "--baseline", "cassettes/baseline.yaml")
     session.run("conformance", "report", *session.posargs)
 
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff (lint and format) and mypy."""
-    _install(session, "[dev]")
+    """ruff (lint and format), mypy, and actionlint on the GitHub Action and workflows."""
+    _install(session, "[dev,peers]")  # mypy follows the peers' code into numpy
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
+    session.run("python", ".ci/actionlint.py")
 
 
 @nox.session

@@ -83,7 +83,7 @@ def live(work: Path, latency: float) -> None:
     from conformance.reference import dialect, server  # noqa: PLC0415
     from conformance.reference.faults import FaultSpec  # noqa: PLC0415
 
-    catalog = load(REPO / "specs")
+    catalog = load()
     target = catalog.targets[LIVE_TARGET]
     key = "bench-reference-key-0000"
     config = server.ServerConfig(

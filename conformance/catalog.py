@@ -11,9 +11,9 @@ from conformance.spec.loader import suggest
 __all__ = ["Catalog", "SpecError", "load"]
 
 
-def load(root: Path) -> Catalog:
-    """The catalog under ``root``, fully checked; raises SpecError on the first problem."""
-    catalog = load_specs(root)
+def load(overlay: Path | None = None) -> Catalog:
+    """The built-in catalog with ``overlay`` laid over it, fully checked; SpecError if not."""
+    catalog = load_specs(overlay)
     _check_probes(catalog)
     from conformance.reference.dialect import check_switch_mappings  # noqa: PLC0415
 

@@ -32,7 +32,10 @@ if TYPE_CHECKING:
 EXIT_USAGE = 4  # = conformance.gate.ExitCode.USAGE_ERROR
 DEFAULT_PORT = 8000
 MODES = ("replay", "record", "live")
-SPECS_HELP = "the specs folder (default specs)"
+SPECS_HELP = (
+    "a specs folder laid over the built-in catalog: its behaviors/, profiles/ and targets/ "
+    "files replace built-in files of the same name or add to them"
+)
 RUN_EPILOG = """\
 -- PYTEST ARGS
   Anything after a lone -- goes to pytest, which runs the suite underneath, e.g.
@@ -54,12 +57,13 @@ exit codes
 """
 
 
-def load(specs: Path) -> Catalog:
-    """The checked catalog. Imported late: the probes pull in the openai SDK, and `run` must
-    not import it before pytest starts, or pytest cannot rewrite the anyio plugin's asserts."""
+def load(specs: str | None) -> Catalog:
+    """The checked catalog, with the ``--specs`` folder laid over the built-in one. Imported
+    late: the probes pull in the openai SDK, and `run` must not import it before pytest
+    starts, or pytest cannot rewrite the anyio plugin's asserts."""
     from conformance.catalog import load as load_catalog  # noqa: PLC0415
 
-    return load_catalog(specs)
+    return load_catalog(Path(specs) if specs else None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -104,6 +108,7 @@ def _parser() -> argparse.ArgumentParser:
         _add_compare,
         _add_baseline,
         _add_list,
+        _add_init,
         _add_diff,
         _add_serve,
         _add_schema,
@@ -143,9 +148,7 @@ def _add_run(commands: _Commands) -> None:
         default=MODES[0],
         help="replay cassettes (default), record them, or run live without them",
     )
-    run.add_argument(
-        "--specs", default=None, metavar="DIR", help="the specs folder (default ./specs)"
-    )
+    run.add_argument("--specs", default=None, metavar="DIR", help=SPECS_HELP)
     run.add_argument("--cassettes", default="cassettes", metavar="DIR", help="the cassettes folder")
     run.add_argument(
         "--report-dir",
@@ -199,17 +202,22 @@ def _add_run(commands: _Commands) -> None:
 
 def _add_report(commands: _Commands) -> None:
     report = commands.add_parser(
-        "report", help="rebuild index.html and summary.md from a results file"
+        "report",
+        help="rebuild index.html and summary.md from a results file, or merge several runs",
     )
     report.add_argument(
         "results",
-        nargs="?",
-        default="reports/results.json",
+        nargs="*",
+        default=["reports/results.json"],
         metavar="RESULTS",
-        help="the results file (default reports/results.json)",
+        help="results files; several are merged into one results.json (the newest run wins "
+        "a target they share)",
     )
     report.add_argument(
-        "--out", default=None, metavar="DIR", help="where to write (default: next to RESULTS)"
+        "--out",
+        default=None,
+        metavar="DIR",
+        help="where to write (default: next to RESULTS; required to merge several)",
     )
     report.add_argument(
         "--previous",
@@ -271,8 +279,20 @@ def _add_baseline(commands: _Commands) -> None:
 
 def _add_list(commands: _Commands) -> None:
     listing = commands.add_parser("list", help="list behaviors, profiles and targets")
-    listing.add_argument("--specs", default="specs", metavar="DIR", help=SPECS_HELP)
+    listing.add_argument("--specs", default=None, metavar="DIR", help=SPECS_HELP)
     listing.set_defaults(handler=_list)
+
+
+def _add_init(commands: _Commands) -> None:
+    init = commands.add_parser(
+        "init", help="write a starter target, an empty baseline and a CI workflow into a repository"
+    )
+    init.add_argument(
+        "--target", default="mycloud", metavar="NAME", help="your target's name (default mycloud)"
+    )
+    init.add_argument("--dir", default=".", metavar="DIR", help="the repository's root")
+    init.add_argument("--force", action="store_true", help="overwrite files that are there")
+    init.set_defaults(handler=_init)
 
 
 def _add_diff(commands: _Commands) -> None:
@@ -280,7 +300,7 @@ def _add_diff(commands: _Commands) -> None:
     diff.add_argument(
         "profiles", nargs=2, metavar="PROFILE", help="two profile names, e.g. openai fireworks"
     )
-    diff.add_argument("--specs", default="specs", metavar="DIR", help=SPECS_HELP)
+    diff.add_argument("--specs", default=None, metavar="DIR", help=SPECS_HELP)
     diff.add_argument(
         "--only-differences",
         action="store_true",
@@ -330,14 +350,14 @@ def _add_serve(commands: _Commands) -> None:
         help="require the key held in this environment variable (without it and without "
         "--target, any key is accepted)",
     )
-    serve.add_argument("--specs", default="specs", metavar="DIR", help=SPECS_HELP)
+    serve.add_argument("--specs", default=None, metavar="DIR", help=SPECS_HELP)
     serve.set_defaults(handler=_serve)
 
 
 def _add_schema(commands: _Commands) -> None:
     schema = commands.add_parser("schema", help="write the JSON Schemas of spec and results files")
     schema.add_argument(
-        "--out", default="specs/schema", metavar="DIR", help="where (default specs/schema)"
+        "--out", default=None, metavar="DIR", help="default: the built-in catalog's schema folder"
     )
     schema.set_defaults(handler=_schema)
 
@@ -401,16 +421,23 @@ def _read_results(path: str) -> Results:
 
 
 def _report(options: argparse.Namespace, _: list[str]) -> int:
-    from conformance import gate  # noqa: PLC0415
+    from conformance import gate, merge  # noqa: PLC0415
+    from conformance import results as results_file  # noqa: PLC0415
     from conformance.report import html, markdown  # noqa: PLC0415
 
-    results = _read_results(options.results)
+    if len(options.results) > 1 and not options.out:
+        raise ValueError("merging several results files needs --out DIR")
+    runs = [(path, _read_results(path)) for path in options.results]
+    results = merge.merge(runs) if len(runs) > 1 else runs[0][1]
     previous = [_read_results(path) for path in options.previous]
     baseline = gate.load(Path(options.baseline)) if options.baseline else None
     report = gate.evaluate(
         results.cases, baseline, Path(options.baseline) if options.baseline else None
     )
-    out = Path(options.out) if options.out else Path(options.results).parent
+    out = Path(options.out) if options.out else Path(options.results[0]).parent
+    if len(runs) > 1:
+        results_file.write(results, out / "results.json")
+        print(out / "results.json")
     html.write(results, out / "index.html", previous=previous, gate=report)
     markdown.write(results, out / "summary.md", gate=report)
     print(out / "index.html")
@@ -446,28 +473,50 @@ def _baseline_update(options: argparse.Namespace, _: list[str]) -> int:
 
 
 def _list(options: argparse.Namespace, _: list[str]) -> int:
-    catalog = load(Path(options.specs))
+    catalog = load(options.specs)
     print(f"Behaviors ({len(catalog.behaviors)})")
     for behavior in sorted(catalog.behaviors.values(), key=lambda b: b.id):
         variants = "/".join("stream" if s else "nostream" for s in behavior.variants.stream)
         apis = ",".join(api.value for api in behavior.apis)
-        print(f"  {behavior.id:<40} {apis:<17} {variants:<16} {behavior.title}")
+        print(
+            f"  {behavior.id:<40} {apis:<17} {variants:<16} {behavior.title}"
+            f"  [{catalog.origin('behavior', behavior.id)}]"
+        )
         print(f"  {'':<40} outcomes: {', '.join(behavior.outcomes)}")
     print(f"\nProfiles ({len(catalog.profiles)})")
     for profile in sorted(catalog.profiles.values(), key=lambda p: p.id):
         extends = f" (extends {profile.extends})" if profile.extends else ""
-        print(f"  {profile.id:<20} {profile.title}{extends}")
+        print(
+            f"  {profile.id:<20} {profile.title}{extends}  [{catalog.origin('profile', profile.id)}]"
+        )
     print(f"\nTargets ({len(catalog.targets)})")
     for target in sorted(catalog.targets.values(), key=lambda t: t.name):
-        note = "cassettes shipped"
+        origin = catalog.origin("target", target.name)
         if target.live_only:
             note = f"live only, needs ${target.api_key_env}" if target.api_key_env else "live only"
-        print(f"  {target.name:<20} claims {target.profile:<18} {target.base_url}  ({note})")
+        else:
+            note = "recorded in the suite's repository" if origin == "built-in" else "your target"
+        print(
+            f"  {target.name:<20} claims {target.profile:<18} {target.base_url}  ({note})"
+            f"  [{origin}]"
+        )
+    return 0
+
+
+def _init(options: argparse.Namespace, _: list[str]) -> int:
+    from conformance import starter  # noqa: PLC0415
+
+    for path in starter.write(Path(options.dir), options.target, force=options.force):
+        print(path)
+    print(
+        f"Next: fill in {starter.SPECS_FOLDER}/targets/{options.target}.yaml, then "
+        f"`conformance run --mode live --specs {starter.SPECS_FOLDER} --target {options.target}`"
+    )
     return 0
 
 
 def _diff(options: argparse.Namespace, _: list[str]) -> int:
-    catalog = load(Path(options.specs))
+    catalog = load(options.specs)
     left, right = options.profiles
     for name in (left, right):
         if name not in catalog.profiles:
@@ -513,7 +562,7 @@ def _serve(options: argparse.Namespace, _: list[str]) -> int:
     from conformance.execute import reference_config  # noqa: PLC0415
     from conformance.reference import dialect, server  # noqa: PLC0415
 
-    catalog = load(Path(options.specs))
+    catalog = load(options.specs)
     overrides = {}
     for setting in options.set:
         behavior, equals, outcome = setting.partition("=")
@@ -573,8 +622,11 @@ def _served_target(catalog: Catalog, name: str) -> Target:
 
 
 def _schema(options: argparse.Namespace, _: list[str]) -> int:
+    from conformance.spec.loader import builtin_specs  # noqa: PLC0415
+
+    out = Path(options.out) if options.out else builtin_specs() / "schema"
     for name, text in schemas().items():
-        path = Path(options.out) / name
+        path = out / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
         print(path)

@@ -14,7 +14,8 @@ flaky (any outcome allowed). A provider's CI then fails only on what is *unexpec
 Without a baseline every deviation and every error is unexpected. Case patterns are case
 ids in which ``*`` and ``?`` are wildcards; brackets are literal, as case ids contain them.
 An exact id wins over a pattern; otherwise the first matching entry in the file wins.
-The baseline's JSON Schema is published at ``specs/schema/baseline.schema.json``.
+The baseline's JSON Schema is published at
+``conformance/builtin_specs/schema/baseline.schema.json``.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ BASELINE_SCHEMA_VERSION = 1
 HEADER = (
     "# A conformance baseline: per target, the known deviations and flaky cases.\n"
     "# `conformance run --baseline FILE` fails only on what this file does not expect.\n"
-    "# Format: specs/schema/baseline.schema.json in the conformance suite.\n"
+    "# Format: conformance/builtin_specs/schema/baseline.schema.json in the conformance suite.\n"
 )
 
 

@@ -90,7 +90,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="replay cassettes (default), record them, or run live without them",
     )
     group.addoption(
-        "--specs", default=None, metavar="DIR", help="the specs folder (default: ./specs)"
+        "--specs",
+        default=None,
+        metavar="DIR",
+        help="a specs folder laid over the built-in catalog (same file name replaces, new adds)",
     )
     group.addoption("--cassettes", default="cassettes", metavar="DIR", help="the cassettes folder")
     group.addoption(
@@ -152,7 +155,7 @@ def pytest_configure(config: pytest.Config) -> None:
     specs = config.getoption("specs")
     baseline_path = config.getoption("baseline")
     try:
-        catalog = load(Path(specs or "specs"))
+        catalog = load(Path(specs) if specs else None)
         cases = plan(catalog, config.getoption("target"), config.getoption("behavior"))
         baseline = gate.load(Path(baseline_path)) if baseline_path else None
         previous = [_load_previous(Path(p)) for p in config.getoption("previous")]

@@ -2,7 +2,7 @@
 
 The file is self-contained: it carries the behaviors' outcomes and every profile's
 expectations, so a report can be built from it alone. Its JSON Schema is published at
-``specs/schema/results.schema.json``.
+``conformance/builtin_specs/schema/results.schema.json``.
 """
 
 from __future__ import annotations
@@ -151,6 +151,17 @@ class ProfileDoc(_Result):
     expectations: dict[str, ExpectationDoc]
 
 
+class MergedRun(_Result):
+    """One of the runs that ``conformance report A.json B.json ...`` merged into one file."""
+
+    file: str = Field(description="The results file the run came in, as it was given.")
+    provenance: Provenance
+    targets: list[str] = Field(description="The targets whose cases the merge took from it.")
+    superseded: list[str] = Field(
+        default_factory=list, description="Targets it ran too, taken from a newer run instead."
+    )
+
+
 class Results(_Result):
     """The contents of ``reports/results.json``."""
 
@@ -160,6 +171,10 @@ class Results(_Result):
     behaviors: dict[str, BehaviorDoc]
     profiles: dict[str, ProfileDoc]
     cases: list[CaseResult]
+    runs: list[MergedRun] = Field(
+        default_factory=list,
+        description="For merged results, every run merged, oldest first; empty for one run.",
+    )
 
     def totals(self) -> dict[str, int]:
         """How many cases came to each verdict."""

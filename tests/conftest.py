@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-SPECS = REPO / "specs"
+SPECS = REPO / "conformance" / "builtin_specs"
 
 
 @pytest.fixture

@@ -20,8 +20,6 @@ def test_a_replay_of_every_shipped_cassette_reproduces_the_recorded_outcomes(
 ) -> None:
     completed = conformance(
         "run",
-        "--specs",
-        str(REPO / "specs"),
         "--cassettes",
         str(REPO / "cassettes"),
         "--baseline",

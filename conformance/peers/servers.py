@@ -174,7 +174,7 @@ UPSTREAMS = tuple(name for name, peer in PEERS.items() if peer.upstream is None)
 def repo_root() -> Path | None:
     """Return the source checkout this package runs from, or None when installed elsewhere."""
     root = Path(__file__).resolve().parents[2]
-    return root if (root / "pyproject.toml").is_file() and (root / "specs").is_dir() else None
+    return root if (root / "pyproject.toml").is_file() and (root / "cassettes").is_dir() else None
 
 
 @dataclass(frozen=True)

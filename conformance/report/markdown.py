@@ -97,6 +97,22 @@ def _unstable(results: Results) -> list[str]:
     return [*lines, ""]
 
 
+def _runs(results: Results) -> list[str]:
+    """Which results file each target came from, for merged results."""
+    if not results.runs:
+        return []
+    lines = [f"Merged from {len(results.runs)} runs (a shared target from the newest):", ""]
+    for run in results.runs:
+        taken = ", ".join(cell(name) for name in run.targets) or "nothing"
+        superseded = ", ".join(cell(name) for name in run.superseded)
+        lines.append(
+            f"- `{cell(run.file)}` ({cell(run.provenance.mode)}, "
+            f"{run.provenance.finished_at:%Y-%m-%d %H:%M UTC}): {taken}"
+            + (f"; superseded: {superseded}" if superseded else "")
+        )
+    return [*lines, ""]
+
+
 def render(results: Results, *, gate: GateReport | None = None, report_dir: str = "") -> str:
     """The summary as Markdown."""
     report = build(results, gate=gate)
@@ -133,6 +149,7 @@ def render(results: Results, *, gate: GateReport | None = None, report_dir: str 
             f"{cell(target.info.server_version)} | {counts} | {target.tokens.total:,} |"
         )
     lines.append("")
+    lines += _runs(results)
     if report.unrecorded:
         names = ", ".join(
             f"{cell(t.name)} ({cell(t.note)})" if t.note else cell(t.name)

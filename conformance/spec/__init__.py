@@ -1,4 +1,4 @@
-"""Spec stage: YAML files under specs/ become typed, cross-checked objects."""
+"""Spec stage: YAML files of the catalog (conformance/builtin_specs/, and a --specs overlay) become typed, cross-checked objects."""
 
 from conformance.spec.errors import SpecError
 from conformance.spec.loader import Catalog, ResolvedExpectation, load_specs

@@ -1,6 +1,8 @@
-"""Load a specs folder into a validated, cross-checked Catalog.
+"""Load the catalog, built-in or overlaid with a user's specs folder, validated and cross-checked.
 
-Each file is validated against its pydantic model; then the files are checked against each
+The built-in catalog ships inside the package (``conformance/builtin_specs/``). A user's folder
+is laid over it: a file with the same name under ``behaviors/``, ``profiles/`` or ``targets/``
+replaces the built-in one, and a new file adds to it. Each file is validated against its pydantic model; then the files are checked against each
 other (ids unique, expected outcomes declared, profiles and dialects exist, no ``extends``
 cycle). The first problem found becomes one SpecError naming the file, line and place.
 """
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import importlib.resources
 import types
 import typing
 from collections.abc import Iterable, Sequence
@@ -32,6 +35,8 @@ from conformance.spec.yamlpos import Document, PathPart, read
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 SUBFOLDERS = ("behaviors", "profiles", "targets")
+#: The folder inside the package that holds the built-in catalog and the JSON Schemas.
+BUILTIN_FOLDER = "builtin_specs"
 
 
 @dataclass(frozen=True)
@@ -49,9 +54,12 @@ class ResolvedExpectation:
 
 @dataclass
 class Catalog:
-    """Everything in a specs folder, validated. Lookups by id; no raw dicts."""
+    """Everything in the catalog, validated. Lookups by id; no raw dicts.
 
-    root: Path
+    ``overlay`` is the user's specs folder laid over the built-in catalog, if any.
+    """
+
+    overlay: Path | None
     behaviors: dict[str, Behavior]
     profiles: dict[str, Profile]
     targets: dict[str, Target]
@@ -73,24 +81,53 @@ class Catalog:
                 return ResolvedExpectation(declared, name)
         raise KeyError(f"profile {profile_id!r} has no expectation for {behavior_id!r}")
 
+    def origin(self, kind: str, key: str) -> str:
+        """Where ``kind``/``key`` comes from: ``built-in``, or the overlay file declaring it."""
+        document, _ = self._origins[(kind, key)]
+        return "built-in" if document.file.is_relative_to(builtin_specs()) else str(document.file)
+
     def error(self, kind: str, key: str, path: Sequence[PathPart], message: str) -> SpecError:
         """A SpecError at ``path`` inside the spec object ``kind``/``key``."""
         document, prefix = self._origins[(kind, key)]
         return document.error((*prefix, *path), message)
 
 
-def load_specs(root: Path) -> Catalog:
-    """Read and check every spec file under ``root``; raise SpecError on the first problem."""
-    root = Path(root)
-    if not root.is_dir():
-        raise SpecError(root, "no such specs folder (give another with --specs DIR)")
-    for sub in SUBFOLDERS:
-        if not (root / sub).is_dir():
-            raise SpecError(root / sub, f"the specs folder has no '{sub}' folder")
+def builtin_specs() -> Path:
+    """The folder of the built-in catalog inside the installed package."""
+    folder = importlib.resources.files("conformance") / BUILTIN_FOLDER
+    # pip installs a wheel as plain files; only a zipped import would give something else.
+    if not isinstance(folder, Path):
+        raise SpecError(Path(str(folder)), "the built-in catalog must be installed as files")
+    return folder
 
+
+def spec_files(overlay: Path | None = None) -> dict[str, list[Path]]:
+    """Per subfolder, the built-in spec files with ``overlay``'s laid over them by file name."""
+    builtin = builtin_specs()
+    roots = [builtin]
+    if overlay is not None and Path(overlay).resolve() != builtin.resolve():
+        overlay = Path(overlay)
+        if not overlay.is_dir():
+            raise SpecError(overlay, "no such specs folder (give another with --specs DIR)")
+        if not any((overlay / sub).is_dir() for sub in SUBFOLDERS):
+            raise SpecError(
+                overlay,
+                "the specs folder has no 'behaviors', 'profiles' or 'targets' folder",
+            )
+        roots.append(overlay)
+    files: dict[str, list[Path]] = {}
+    for sub in SUBFOLDERS:
+        by_name = {file.name: file for root in roots for file in sorted(root.glob(f"{sub}/*.yaml"))}
+        files[sub] = [by_name[name] for name in sorted(by_name)]
+    return files
+
+
+def load_specs(overlay: Path | None = None) -> Catalog:
+    """Read and check the built-in catalog with ``overlay`` laid over it; SpecError on a problem."""
+    files = spec_files(overlay)
     origins: dict[tuple[str, str], tuple[Document, tuple[PathPart, ...]]] = {}
     behaviors: dict[str, Behavior] = {}
-    for document in _documents(root / "behaviors"):
+    for document in _documents(files["behaviors"]):
         family = _validate(document, BehaviorFile)
         for index, behavior in enumerate(family.behaviors):
             if behavior.id in behaviors:
@@ -102,9 +139,10 @@ def load_specs(root: Path) -> Catalog:
             behaviors[behavior.id] = behavior
             origins[("behavior", behavior.id)] = (document, ("behaviors", index))
 
-    profiles = _load_named(root / "profiles", Profile, "profile", "id", origins)
-    targets = _load_named(root / "targets", Target, "target", "name", origins)
-    catalog = Catalog(root, behaviors, profiles, targets, _digest(root), origins)
+    profiles = _load_named(files["profiles"], Profile, "profile", "id", origins)
+    targets = _load_named(files["targets"], Target, "target", "name", origins)
+    overlay = Path(overlay) if overlay is not None else None
+    catalog = Catalog(overlay, behaviors, profiles, targets, _digest(files), origins)
     _check_profiles(catalog)
     _check_targets(catalog)
     _check_caveats(catalog)
@@ -140,19 +178,19 @@ def suggest(word: str, choices: Iterable[str]) -> str:
     return "expected one of: " + ", ".join(options) if options else "none are defined"
 
 
-def _documents(folder: Path) -> list[Document]:
-    return [read(file) for file in sorted(folder.glob("*.yaml"))]
+def _documents(files: list[Path]) -> list[Document]:
+    return [read(file) for file in files]
 
 
 def _load_named(
-    folder: Path,
+    files: list[Path],
     model: type[ModelT],
     kind: str,
     key_field: str,
     origins: dict[tuple[str, str], tuple[Document, tuple[PathPart, ...]]],
 ) -> dict[str, ModelT]:
     loaded: dict[str, ModelT] = {}
-    for document in _documents(folder):
+    for document in _documents(files):
         item = _validate(document, model)
         key = getattr(item, key_field)
         if key != document.file.stem:
@@ -227,13 +265,14 @@ def _is_model(annotation: Any) -> bool:
     return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
-def _digest(root: Path) -> str:
-    """A hash of every spec file's path and bytes, recorded in results as provenance."""
+def _digest(files: dict[str, list[Path]]) -> str:
+    """A hash of every spec file's place (subfolder/name) and bytes, recorded as provenance."""
     digest = hashlib.sha256()
-    for file in sorted(root.rglob("*.yaml")):
-        digest.update(file.relative_to(root).as_posix().encode())
-        digest.update(b"\0")
-        digest.update(file.read_bytes())
+    for sub, paths in sorted(files.items()):
+        for file in paths:
+            digest.update(f"{sub}/{file.name}".encode())
+            digest.update(b"\0")
+            digest.update(file.read_bytes())
     return digest.hexdigest()
 
 

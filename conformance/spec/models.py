@@ -1,8 +1,8 @@
 """Typed objects for the three kinds of spec file: behaviors, profiles and targets.
 
 Every model is frozen and forbids unknown keys, so a typo in a YAML file is an error
-rather than a silently ignored setting. ``specs/schema/*.schema.json`` is generated from
-these models (``conformance schema``) so editors can complete spec files.
+rather than a silently ignored setting. ``conformance/builtin_specs/schema/*.schema.json`` is
+generated from these models (``conformance schema``) so editors can complete spec files.
 """
 
 from __future__ import annotations

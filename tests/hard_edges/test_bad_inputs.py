@@ -214,8 +214,8 @@ CORPUS: list[Bad] = [
         "no-targets-folder",
         writes=(),
         argv=("list", "--specs", "{specs}/behaviors"),
-        words="the specs folder has no 'behaviors' folder",
-        where="behaviors/behaviors",
+        words="the specs folder has no 'behaviors', 'profiles' or 'targets' folder",
+        where="{specs}/behaviors",
         line=None,
     ),
     Bad(

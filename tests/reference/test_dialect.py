@@ -10,8 +10,7 @@ import pytest
 from conformance.reference.dialect import check_switch_mappings, switches_for
 from conformance.reference.switches import SWITCH_NAMES, Switches, apply_settings, switch_values
 from conformance.spec import Catalog, SpecError, load_specs
-
-SPECS = Path(__file__).resolve().parents[2] / "specs"
+from tests.conftest import SPECS
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -11,8 +10,8 @@ from hypothesis import strategies as st
 
 from conformance.reference import model
 from conformance.spec import load_specs
+from tests.conftest import SPECS
 
-SPECS = Path(__file__).resolve().parents[2] / "specs"
 PRINTABLE = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126))
 
 
