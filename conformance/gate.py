@@ -342,6 +342,11 @@ def load(path: Path) -> Baseline:
         raise document.error(where, message, at_key=first["type"] == "extra_forbidden") from None
 
 
+def empty() -> str:
+    """The text of a baseline that expects nothing yet; ``update`` fills it in."""
+    return HEADER + f"schema_version: {BASELINE_SCHEMA_VERSION}\n"
+
+
 #: The verdicts by which a run decides a case; errors and skips say nothing about it.
 DECIDED = (Verdict.PASS, Verdict.DEVIATION, Verdict.OBSERVED)
 
@@ -387,7 +392,7 @@ def updated(results: Results, text: str | None, targets: Sequence[str] = ()) -> 
     yaml = _round_trip(text or "")
     document = yaml.load(text) if text and text.strip() else None
     if not isinstance(document, CommentedMap):
-        document = yaml.load(HEADER + f"schema_version: {BASELINE_SCHEMA_VERSION}\n")
+        document = yaml.load(empty())
     if not isinstance(document.get("targets"), CommentedMap):
         document["targets"] = CommentedMap()
     written: CommentedMap = document["targets"]

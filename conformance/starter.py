@@ -39,7 +39,7 @@ def files(target: str) -> dict[Path, str]:
 
     return {
         SPECS_FOLDER / "targets" / f"{target}.yaml": starter("target.yaml"),
-        SPECS_FOLDER / "baseline.yaml": gate.dump(gate.Baseline()),
+        SPECS_FOLDER / "baseline.yaml": gate.empty(),
         Path(".github") / "workflows" / "conformance.yml": starter("workflow.yml"),
     }
 
