@@ -171,6 +171,14 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=DEFAULT_PORT)
     serve.add_argument("--context-window", type=int, default=256)
     serve.add_argument(
+        "--jitter",
+        type=float,
+        default=0.0,
+        metavar="FRACTION",
+        help="the share of temperature-0 requests that diverge after a few tokens",
+    )
+    serve.add_argument("--jitter-seed", type=int, default=None, metavar="N")
+    serve.add_argument(
         "--api-key-env",
         default=None,
         metavar="NAME",
@@ -361,6 +369,8 @@ def _serve(options: argparse.Namespace, _: list[str]) -> int:
         switches=switches,
         context_window=options.context_window,
         api_key=api_key,
+        jitter=options.jitter,
+        jitter_seed=options.jitter_seed,
         host=options.host,
         port=options.port,
     )

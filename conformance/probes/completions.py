@@ -27,9 +27,14 @@ def echo_prompt(ctx: ProbeContext) -> Observation:
         return ctx.observe("rejected", f"echo was refused with {reply.refusal}")
     outcome = classify_echo(prompt, control.text, reply.text)
     if outcome is None:
+        # Neither: one of the two texts may be a divergent one; both must reproduce.
+        control = ctx.agreed("control", ctx.body(), "the control request", sent=[control])
+        reply = ctx.agreed("with-echo", ctx.body(echo=True), "the echo request", sent=[reply])
+        outcome = classify_echo(prompt, control.text, reply.text)
+    if outcome is None:
         raise ctx.fail(
             f"with-echo: {reply.text!r} neither starts with the prompt nor is the control's "
-            f"{control.text!r} (is the target deterministic at temperature 0?)"
+            f"{control.text!r}"
         )
     if outcome == "ignored":
         return ctx.observe("ignored", f"the text is the control's {control.text!r}")
@@ -54,20 +59,37 @@ def classify_prompt_list(found: ChoiceSet, alone: tuple[str, str]) -> str | None
 def prompt_list(ctx: ProbeContext) -> Observation:
     """Send two prompts alone, then both as one list, and match the choices to the prompts."""
     prompts = (str(ctx.params["prompt"]), str(ctx.params["other_prompt"]))
-    alone = tuple(
-        ctx.require_ok(ctx.send(f"prompt-{i}-alone", ctx.body(prompt=p)), f"prompt {i} alone").text
+    alone = [
+        ctx.require_ok(ctx.send(f"prompt-{i}-alone", ctx.body(prompt=p)), f"prompt {i} alone")
         for i, p in enumerate(prompts)
-    )
-    first, second = alone
+    ]
+    first, second = (reply.text for reply in alone)
     if first == second:
         raise ctx.not_applicable(
             f"both prompts alone give {first!r}: the choices could not be told apart"
         )
-    reply = ctx.send("prompt-list", ctx.body(prompt=list(prompts)))
+    body = ctx.body(prompt=list(prompts))
+    reply = ctx.send("prompt-list", body)
     if not reply.ok:
         return ctx.observe("rejected", f"a list of prompts was refused with {reply.refusal}")
     found = choices(reply)
     outcome = classify_prompt_list(found, (first, second))
+    if outcome is None:
+        # The texts may differ because one reply diverged: every one must reproduce.
+        first, second = (
+            ctx.agreed(f"prompt-{i}-alone", ctx.body(prompt=p), f"prompt {i} alone", sent=[a]).text
+            for i, (p, a) in enumerate(zip(prompts, alone, strict=True))
+        )
+        found = choices(
+            ctx.agreed(
+                "prompt-list",
+                body,
+                "the list of prompts",
+                sent=[reply],
+                key=lambda reply: repr(choices(reply)),
+            )
+        )
+        outcome = classify_prompt_list(found, (first, second))
     if outcome is None:
         raise ctx.fail(
             f"prompt-list: choices {found.indexes} with texts {found.texts()} are neither "
@@ -90,18 +112,23 @@ def classify_suffix(suffix: str, control: str, with_suffix: str) -> str:
 def suffix_effect(ctx: ProbeContext) -> Observation:
     """Send the same request without and with ``suffix`` and compare the texts.
 
-    The control goes twice, so a target that is not deterministic at temperature 0 is not
-    taken for one that honours the suffix.
+    A refusal decides at once, and so does the suffix itself at the end of the text. The
+    control must reproduce (``ctx.agreed``), so that a target that is not deterministic at
+    temperature 0 is not taken for one that honours the suffix; once it has shown that it is
+    not, the text with the suffix must reproduce too.
     """
     suffix = str(ctx.params["suffix"])
-    control = ctx.require_ok(ctx.send("control", ctx.body()), "the control request")
-    repeat = ctx.require_ok(ctx.send("control-repeat", ctx.body()), "the repeated control")
-    if control.text != repeat.text:
-        raise ctx.fail("control: two identical requests gave different texts; cannot judge")
+    first_control = ctx.require_ok(ctx.send("control", ctx.body()), "the control request")
     reply = ctx.send("with-suffix", ctx.body(suffix=suffix))
     if not reply.ok:
         return ctx.observe("rejected", f"suffix was refused with {reply.refusal}")
+    control = ctx.agreed("control", ctx.body(), "the repeated control", sent=[first_control])
     outcome = classify_suffix(suffix, control.text, reply.text)
+    if outcome == "honoured" and ctx.unsteady:
+        reply = ctx.agreed(
+            "with-suffix", ctx.body(suffix=suffix), "the request with suffix", sent=[reply]
+        )
+        outcome = classify_suffix(suffix, control.text, reply.text)
     summary = {
         "appended": f"the text ends with the suffix itself: {reply.text!r}",
         "ignored": f"the text is the control's {control.text!r}",

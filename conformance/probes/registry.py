@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import importlib
 import pkgutil
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +22,9 @@ class ProbeContext:
     api: Api
     stream: bool
     params: Mapping[str, Any]
+    #: True once two replies to one request disagreed: the target is not deterministic, so
+    #: from then on an effect counts only where it reproduces (see ``agreed``).
+    unsteady: bool = False
 
     def body(self, *, stream: bool | None = None, **fields: Any) -> dict[str, Any]:
         """A deterministic request for this case's API and variant, plus ``fields``.
@@ -61,6 +64,42 @@ class ProbeContext:
         return self.endpoint.send(
             self.api, body, label=label, headers=headers, server_errors=server_errors
         )
+
+    def agreed(
+        self,
+        label: str,
+        body: dict[str, Any],
+        why: str,
+        *,
+        sent: Iterable[Reply] = (),
+        key: Callable[[Reply], Hashable] = lambda reply: reply.text,
+    ) -> Reply:
+        """A reply to ``body`` that another reply to it agrees with on ``key`` (the text).
+
+        ``sent`` are replies to ``body`` already had; more are sent, up to the target's
+        ``attempts`` in all, until two agree, and the first of those is returned. This is the
+        one place where a probe asks again: every attempt stays in the evidence and counts
+        its tokens, and replies that never agree are an error that says so, not a verdict.
+        A target with ``attempts: 1`` is trusted on its first reply. A refusal (``why`` names
+        the request) is an error as with ``require_ok``.
+        """
+        replies = list(sent)
+        limit = self.endpoint.target.attempts
+        while True:
+            keys = [key(reply) for reply in replies]
+            for position, value in enumerate(keys):
+                if value in keys[:position]:
+                    return replies[keys.index(value)]
+            if len(replies) >= 2:
+                self.unsteady = True
+            if replies and len(replies) >= limit:
+                if limit == 1:
+                    return replies[0]
+                shown = "; ".join(repr(value)[:80] for value in keys)
+                raise self.fail(f"{label}: {len(replies)} attempts disagreed: {shown}")
+            attempt = len(replies) + 1
+            named = {1: label, 2: f"{label}-repeat"}.get(attempt, f"{label}-attempt-{attempt}")
+            replies.append(self.require_ok(self.send(named, body), why))
 
     def require_ok(self, reply: Reply, why: str) -> Reply:
         """A reply that must be a 2xx for the probe to go on; a refusal here is no observation."""

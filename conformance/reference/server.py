@@ -54,6 +54,10 @@ class ServerConfig:
     #: The one model served: ``/v1/models`` lists it, and a request naming another gets what
     #: the unknown_model switch says (by default a 404, as OpenAI answers).
     model: str = "toy"
+    #: The share of temperature-0 requests that diverge after a few tokens (``jitter.py``),
+    #: drawn from a generator seeded with ``jitter_seed`` (None: seeded from the OS).
+    jitter: float = 0.0
+    jitter_seed: int | None = None
 
 
 def _app(config: ServerConfig) -> FaultLayer:
