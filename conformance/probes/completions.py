@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from conformance.observation import Observation
 from conformance.probes.choices import ChoiceSet, choices
-from conformance.probes.registry import ProbeContext, probe
+from conformance.probes.client import Reply
+from conformance.probes.registry import ProbeContext, Request, probe
 
 
 def classify_echo(prompt: str, control: str, echoed: str) -> str | None:
@@ -27,9 +28,15 @@ def echo_prompt(ctx: ProbeContext) -> Observation:
         return ctx.observe("rejected", f"echo was refused with {reply.refusal}")
     outcome = classify_echo(prompt, control.text, reply.text)
     if outcome is None:
-        # Neither: one of the two texts may be a divergent one; both must reproduce.
-        control = ctx.agreed("control", ctx.body(), "the control request", sent=[control])
-        reply = ctx.agreed("with-echo", ctx.body(echo=True), "the echo request", sent=[reply])
+        # Neither: one of the two texts may be a divergent one; ask again.
+        control, reply = ctx.reconciled(
+            [
+                Request("control", ctx.body(), "the control request"),
+                Request("with-echo", ctx.body(echo=True), "the echo request"),
+            ],
+            [control, reply],
+            lambda replies: classify_echo(prompt, replies[0].text, replies[1].text) is not None,
+        )
         outcome = classify_echo(prompt, control.text, reply.text)
     if outcome is None:
         raise ctx.fail(
@@ -41,6 +48,11 @@ def echo_prompt(ctx: ProbeContext) -> Observation:
     rest = reply.text[len(prompt) :]
     after = "the control's text" if rest == control.text else f"{rest!r}"
     return ctx.observe("honoured", f"the text starts with the prompt, then {after}")
+
+
+def _choice_texts(reply: Reply) -> str:
+    found = choices(reply)
+    return repr((found.indexes, found.texts(), found.duplicated))
 
 
 def classify_prompt_list(found: ChoiceSet, alone: tuple[str, str]) -> str | None:
@@ -75,20 +87,23 @@ def prompt_list(ctx: ProbeContext) -> Observation:
     found = choices(reply)
     outcome = classify_prompt_list(found, (first, second))
     if outcome is None:
-        # The texts may differ because one reply diverged: every one must reproduce.
-        first, second = (
-            ctx.agreed(f"prompt-{i}-alone", ctx.body(prompt=p), f"prompt {i} alone", sent=[a]).text
-            for i, (p, a) in enumerate(zip(prompts, alone, strict=True))
+        # The texts may differ because one reply diverged: ask again.
+        *alone, listed = ctx.reconciled(
+            [
+                *(
+                    Request(f"prompt-{i}-alone", ctx.body(prompt=p), f"prompt {i} alone")
+                    for i, p in enumerate(prompts)
+                ),
+                Request("prompt-list", body, "the list of prompts", key=_choice_texts),
+            ],
+            [*alone, reply],
+            lambda replies: (
+                classify_prompt_list(choices(replies[2]), (replies[0].text, replies[1].text))
+                is not None
+            ),
         )
-        found = choices(
-            ctx.agreed(
-                "prompt-list",
-                body,
-                "the list of prompts",
-                sent=[reply],
-                key=lambda reply: repr(choices(reply)),
-            )
-        )
+        first, second = (reply.text for reply in alone)
+        found = choices(listed)
         outcome = classify_prompt_list(found, (first, second))
     if outcome is None:
         raise ctx.fail(

@@ -13,7 +13,7 @@ from typing import Any
 
 from conformance.observation import Observation
 from conformance.probes.client import Reply
-from conformance.probes.registry import ProbeContext, probe
+from conformance.probes.registry import ProbeContext, Request, probe
 from conformance.probes.stop import StopBaseline
 
 
@@ -75,9 +75,15 @@ def counted(ctx: ProbeContext, reply: Reply, body: Mapping[str, Any]) -> Counted
     why = "the same request unstreamed"
     twin = ctx.require_ok(ctx.send(f"{label}-unstreamed", unstreamed), why)
     if not _counts_alike(reply, twin):
-        # One of the two may be a divergent reply: both must reproduce.
-        twin = ctx.agreed(f"{label}-unstreamed", unstreamed, why, sent=[twin])
-        reply = ctx.agreed(label, dict(body), "the streamed request", sent=[reply])
+        # One of the two may be a divergent reply: ask again for the one that is.
+        reply, twin = ctx.reconciled(
+            [
+                Request(label, dict(body), "the streamed request"),
+                Request(f"{label}-unstreamed", unstreamed, why),
+            ],
+            [reply, twin],
+            lambda replies: _counts_alike(*replies),
+        )
     twin_usage = twin.usage or {}
     completion = _int_or_none(twin_usage.get("completion_tokens"))
     prompt = _int_or_none(twin_usage.get("prompt_tokens"))
@@ -187,7 +193,7 @@ def finish_reason_vocabulary(ctx: ProbeContext) -> Observation:
         "cut-by-max-tokens",
         lambda cut: {"max_tokens": int(ctx.params["cut_at"])},
         "the request with a small max_tokens",
-        lambda reply, cut: _proper_prefix(reply.text, baseline.reply.text),
+        lambda reply, cut: _proper_prefix(reply.text, cut.baseline),
     )
     if not _proper_prefix(short.text, baseline.reply.text):
         raise ctx.not_applicable(

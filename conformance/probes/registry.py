@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import functools
 import importlib
+import itertools
 import pkgutil
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,20 +87,62 @@ class ProbeContext:
         replies = list(sent)
         limit = self.endpoint.target.attempts
         while True:
-            keys = [key(reply) for reply in replies]
-            for position, value in enumerate(keys):
-                if value in keys[:position]:
-                    return replies[keys.index(value)]
+            found = _agreeing(replies, key)
+            if found is not None:
+                return found
             if len(replies) >= 2:
                 self.unsteady = True
             if replies and len(replies) >= limit:
                 if limit == 1:
                     return replies[0]
-                shown = "; ".join(repr(value)[:80] for value in keys)
+                shown = "; ".join(repr(key(reply))[:80] for reply in replies)
                 raise self.fail(f"{label}: {len(replies)} attempts disagreed: {shown}")
-            attempt = len(replies) + 1
-            named = {1: label, 2: f"{label}-repeat"}.get(attempt, f"{label}-attempt-{attempt}")
-            replies.append(self.require_ok(self.send(named, body), why))
+            replies.append(self._again(Request(label, body, why), len(replies) + 1))
+
+    def reconciled(
+        self,
+        requests: Sequence[Request],
+        first: Sequence[Reply],
+        explains: Callable[[Sequence[Reply]], bool],
+    ) -> list[Reply]:
+        """Replies to ``requests``, one each, that ``explains`` accepts together.
+
+        ``first`` holds a reply to each request, which ``explains`` did not accept: one of
+        them may have diverged. Each request is sent again in turn, and every combination of
+        the replies so far is tried, until one is explained; or until every request's
+        replies reproduce without one differing, which are returned unexplained for the
+        probe to judge as replies of a steady target. Once replies have differed, the
+        requests go on up to the target's ``attempts`` each, and then it is an error that
+        says so.
+        """
+        pools = [[reply] for reply in first]
+        limit = self.endpoint.target.attempts
+        while True:
+            keyed = [(pool, request.key) for pool, request in zip(pools, requests, strict=True)]
+            disagreed = any(_disagree(*each) for each in keyed)
+            self.unsteady = self.unsteady or disagreed
+            steady = [_agreeing(*each) for each in keyed]
+            if not disagreed and all(reply is not None for reply in steady):
+                return [reply for reply in steady if reply is not None]
+            if all(len(pool) >= limit for pool in pools):
+                names = " and ".join(request.label for request in requests)
+                raise self.fail(
+                    f"{names}: {limit} attempts disagreed, and no combination of their replies fits"
+                )
+            for position, (request, pool) in enumerate(zip(requests, pools, strict=True)):
+                if len(pool) >= limit:
+                    continue
+                pool.append(self._again(request, len(pool) + 1))
+                for combination in itertools.product(*pools):
+                    if combination[position] is pool[-1] and explains(combination):
+                        return list(combination)
+
+    def _again(self, request: Request, attempt: int) -> Reply:
+        """Attempt number ``attempt`` of ``request``, labelled as such in the evidence."""
+        named = {1: request.label, 2: f"{request.label}-repeat"}.get(
+            attempt, f"{request.label}-attempt-{attempt}"
+        )
+        return self.require_ok(self.send(named, request.body), request.why)
 
     def require_ok(self, reply: Reply, why: str) -> Reply:
         """A reply that must be a 2xx for the probe to go on; a refusal here is no observation."""
@@ -130,6 +173,31 @@ class ProbeContext:
             checks=list(checks),
             tokens=tokens,
         )
+
+
+@dataclass(frozen=True)
+class Request:
+    """A request a probe may send again: its label in the evidence, its body, and what it
+    is for (named in the error when it is refused)."""
+
+    label: str
+    body: dict[str, Any]
+    why: str
+    #: What replies to it must agree on: the text, unless a probe reads more.
+    key: Callable[[Reply], Hashable] = field(default=lambda reply: reply.text, compare=False)
+
+
+def _agreeing(replies: Sequence[Reply], key: Callable[[Reply], Hashable]) -> Reply | None:
+    """The first of two replies that agree on ``key``, or None."""
+    keys = [key(reply) for reply in replies]
+    for position, value in enumerate(keys):
+        if value in keys[:position]:
+            return replies[keys.index(value)]
+    return None
+
+
+def _disagree(replies: Sequence[Reply], key: Callable[[Reply], Hashable]) -> bool:
+    return len({key(reply) for reply in replies}) > 1
 
 
 ProbeFunction = Callable[[ProbeContext], Observation]

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from conformance.observation import Observation
 from conformance.probes.client import Reply
-from conformance.probes.registry import ProbeContext, probe
+from conformance.probes.registry import ProbeContext, Request, probe
 
 _WORD = re.compile(r"[A-Za-z]{3,}")
 
@@ -39,12 +39,13 @@ class Cut:
     word: str
     before: str
     through: str
+    baseline: str
 
     @classmethod
     def of(cls, text: str, word: str) -> Cut:
         """The baseline ``text`` cut at the first ``word``."""
         at = text.index(word)
-        return cls(word, text[:at], text[: at + len(word)])
+        return cls(word, text[:at], text[: at + len(word)], text)
 
     def applied(self, text: str) -> bool:
         """True when ``text`` ends at the stop word: just before it, or just after it."""
@@ -56,33 +57,18 @@ class StopBaseline:
     """A baseline reply and the stop word taken from it, settled again on demand.
 
     A reply that the baseline does not explain may be a divergent one, or the baseline may
-    be: ``settle`` makes the baseline reproduce (``ctx.agreed``), and says whether the
-    agreed baseline is another text (then the stop word is taken afresh).
+    be: ``explained`` asks again for both.
     """
 
     ctx: ProbeContext
     reply: Reply
     cut: Cut
-    settled: bool = False
 
     @classmethod
     def take(cls, ctx: ProbeContext) -> StopBaseline:
         """Send the baseline request and choose the stop word."""
         reply = ctx.require_ok(ctx.send("baseline", ctx.body()), "the baseline request")
         return cls(ctx, reply, _cut(ctx, reply))
-
-    def settle(self) -> bool:
-        """Make the baseline reproduce; True when the cut changed."""
-        if self.settled:
-            return False
-        self.settled = True
-        agreed = self.ctx.agreed(
-            "baseline", self.ctx.body(), "the baseline request", sent=[self.reply]
-        )
-        if agreed.text == self.reply.text:
-            return False
-        self.reply, self.cut = agreed, _cut(self.ctx, agreed)
-        return True
 
     def explained(
         self,
@@ -91,20 +77,40 @@ class StopBaseline:
         why: str,
         fits: Callable[[Reply, Cut], bool],
         first: Reply | None = None,
+        *,
+        fresh: bool = True,
     ) -> Reply:
         """The reply to the case's request plus ``fields(cut)``, as the baseline explains it.
 
-        ``first`` (or a first reply sent here) that ``fits`` is taken; otherwise the baseline
-        is settled and the request's replies must reproduce: what they agree on is returned,
-        fitting or not, for the probe to judge as a reply of a steady target.
+        ``first`` (or a first reply sent here) that ``fits`` the cut is taken. Otherwise the
+        reply or the baseline may have diverged: both are asked again
+        (``ProbeContext.reconciled``) until a baseline explains a reply, which becomes the
+        baseline; or until both reproduce, and the reply is returned unexplained for the
+        probe to judge as a steady target's. A steady baseline without the stop word starts
+        over once with a word of its own.
         """
-        reply = first or self.ctx.require_ok(
-            self.ctx.send(label, self.ctx.body(**fields(self.cut))), why
-        )
+        ctx, body = self.ctx, self.ctx.body(**fields(self.cut))
+        reply = first or ctx.require_ok(ctx.send(label, body), why)
         if fits(reply, self.cut):
             return reply
-        sent = [] if self.settle() else [reply]
-        return self.ctx.agreed(label, self.ctx.body(**fields(self.cut)), why, sent=sent)
+        word = self.cut.word
+
+        def explains(replies: Sequence[Reply]) -> bool:
+            baseline, candidate = replies
+            return word in baseline.text and fits(candidate, Cut.of(baseline.text, word))
+
+        baseline, reply = ctx.reconciled(
+            [Request("baseline", ctx.body(), "the baseline request"), Request(label, body, why)],
+            [self.reply, reply],
+            explains,
+        )
+        if word in baseline.text:
+            self.reply, self.cut = baseline, Cut.of(baseline.text, word)
+            return reply
+        if not fresh:
+            raise ctx.fail(f"baseline: the stop word {word!r} is not in {baseline.text!r}")
+        self.reply, self.cut = baseline, _cut(ctx, baseline)
+        return self.explained(label, fields, why, fits, fresh=False)
 
 
 def _cut(ctx: ProbeContext, baseline: Reply) -> Cut:

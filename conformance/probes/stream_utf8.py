@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from conformance.observation import Observation
 from conformance.probes.client import Reply
-from conformance.probes.registry import ProbeContext, probe
+from conformance.probes.registry import ProbeContext, Request, probe
 
 REPLACEMENT = "\ufffd"
 
@@ -53,6 +53,10 @@ def describe(pieces: Sequence[str], control: str) -> str:
     )
 
 
+def _joined(reply: Reply) -> str:
+    return "".join(deltas(reply))
+
+
 @probe("utf8_split", outcomes={"intact", "split"})
 def utf8_split(ctx: ProbeContext) -> Observation:
     """Compare the joined deltas of a stream with the same request's non-streamed text."""
@@ -67,15 +71,16 @@ def utf8_split(ctx: ProbeContext) -> Observation:
     streamed = "".join(pieces)
     outcome = utf8_outcome(streamed, control)
     if outcome is None:
-        # Another text altogether: one of the two may have diverged; both must reproduce.
-        control = ctx.agreed("control", ctx.body(stream=False), "the control", sent=[first]).text
-        reply = ctx.agreed(
-            "stream",
-            ctx.body(stream=True),
-            "the stream",
-            sent=[reply],
-            key=lambda reply: "".join(deltas(reply)),
+        # Another text altogether: one of the two may have diverged; ask again.
+        reply, again = ctx.reconciled(
+            [
+                Request("stream", ctx.body(stream=True), "the stream", key=_joined),
+                Request("control", ctx.body(stream=False), "the control"),
+            ],
+            [reply, first],
+            lambda replies: utf8_outcome(_joined(replies[0]), replies[1].text) is not None,
         )
+        control = again.text
         pieces = deltas(reply)
         streamed = "".join(pieces)
         outcome = utf8_outcome(streamed, control)

@@ -3,8 +3,8 @@
 A real server at temperature 0 is not always deterministic: batching changes the order of
 floating-point sums, and where two candidates are nearly tied the other one sometimes wins,
 after which the text goes its own way. ``Jitter`` plays that: it draws, per request, whether
-the request diverges and from which token on; the model then takes the runner-up at the
-first near-tie from there (``model.generate``). Sampled requests (temperature above 0) are
+the request diverges and at which token; the model then takes the runner-up there if it
+nearly ties the best (``model.generate``). Sampled requests (temperature above 0) are
 left alone: their variation is their own. The draws come from one seeded generator, so a
 sequential run is reproducible; the same request sent twice may still differ.
 """
@@ -17,9 +17,10 @@ import threading
 
 from conformance.reference.planning import Plan
 
-#: A diverging request starts to look for a near-tie at one of these token positions.
+#: A diverging request takes the runner-up at one of these token positions, when it is a
+#: near-tie there (``model.NEAR_TIE``).
 FIRST_DIVERGENT_TOKEN = 2
-LAST_DIVERGENT_TOKEN = 6
+LAST_DIVERGENT_TOKEN = 10
 
 
 class Jitter:

@@ -224,8 +224,8 @@ class Sampling:
     stop: tuple[str, ...] = ()
     #: False: the text ends before the stop string (OpenAI); True: it ends with it.
     keep_stop: bool = False
-    #: Jitter (``jitter.py``): greedy decoding takes the runner-up at the first near-tie
-    #: from this token position on; None for the deterministic output.
+    #: Jitter (``jitter.py``): greedy decoding takes the runner-up at this token position
+    #: when it nearly ties the best; None for the deterministic output.
     diverge_from: int | None = None
 
 
@@ -343,8 +343,9 @@ def _sample(row: Mapping[int, float], sampling: Sampling, rng: random.Random) ->
     return kept[-1][0]
 
 
-#: Two candidates whose logits are closer than this are a near-tie that jitter may flip.
-NEAR_TIE = 1.0
+#: Two candidates whose logits are closer than this are a near-tie that jitter may flip
+#: (a topic word's lead over the next; never a logit_bias of +100).
+NEAR_TIE = 3.0
 
 
 def _runner_up(row: Mapping[int, float]) -> int | None:
@@ -377,14 +378,13 @@ def generate(prompt: Sequence[int], sampling: Sampling, *, candidate: int = 0) -
     logprob = 0.0
     data = b""
     cut: int | None = None
-    diverge_from = sampling.diverge_from if sampling.temperature <= 0 else None
+    diverge_at = sampling.diverge_from if sampling.temperature <= 0 else None
     for position in range(max(sampling.max_tokens, 0)):
         row = logits(prompt, tokens, sampling)
         token = _sample(row, sampling, rng)
-        if diverge_from is not None and position >= diverge_from:
-            flipped = _runner_up(row)
-            if flipped is not None:
-                token, diverge_from = flipped, None
+        flipped = _runner_up(row) if position == diverge_at else None
+        if flipped is not None:
+            token = flipped
         logprob += _log_softmax(row, token)
         tokens.append(token)
         if sampling.stop:

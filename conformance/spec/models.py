@@ -250,7 +250,7 @@ class Target(_Spec):
         "so that a concurrent live run keeps within its rate limits.",
     )
     attempts: int = Field(
-        default=3,
+        default=5,
         ge=1,
         le=10,
         description="The most replies a probe takes of one request whose replies disagree "
