@@ -32,12 +32,12 @@ def _texts(server: RunningServer, api: str, stream: bool, count: int, **options:
     texts = []
     for _ in range(count):
         if api == "chat":
-            messages = [{"role": "user", "content": PROMPT}]
+            messages: Any = [{"role": "user", "content": PROMPT}]
             reply: Any = client.chat.completions.create(
                 model="toy",
                 messages=messages,
                 stream=stream,
-                **options,  # type: ignore[arg-type]
+                **options,
             )
             pieces = (
                 [chunk.choices[0].delta.content or "" for chunk in reply if chunk.choices]
