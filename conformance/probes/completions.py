@@ -57,9 +57,10 @@ def _choice_texts(reply: Reply) -> str:
 
 def classify_prompt_list(found: ChoiceSet, alone: tuple[str, str]) -> str | None:
     """ "honoured" for choices 0 and 1 answering the two prompts as each was answered alone,
-    "first_only" for one choice answering the first prompt, None otherwise."""
-    if found.duplicated:
-        return None
+    "first_only" for one choice answering the first prompt, "merged" for choices that share
+    index 0, None otherwise."""
+    if found.merged:
+        return "merged" if found.indexes == [0] else None
     if found.indexes == [0, 1] and found.texts() == list(alone):
         return "honoured"
     if found.indexes == [0] and found.texts() == [alone[0]]:
@@ -67,7 +68,7 @@ def classify_prompt_list(found: ChoiceSet, alone: tuple[str, str]) -> str | None
     return None
 
 
-@probe("prompt_list", outcomes={"honoured", "first_only", "rejected"})
+@probe("prompt_list", outcomes={"honoured", "first_only", "merged", "rejected"})
 def prompt_list(ctx: ProbeContext) -> Observation:
     """Send two prompts alone, then both as one list, and match the choices to the prompts."""
     prompts = (str(ctx.params["prompt"]), str(ctx.params["other_prompt"]))
@@ -112,6 +113,8 @@ def prompt_list(ctx: ProbeContext) -> Observation:
         )
     if outcome == "first_only":
         return ctx.observe("first_only", f"one choice, the first prompt's {first!r}")
+    if outcome == "merged":
+        return ctx.observe("merged", f"the choices share index 0: texts {found.texts()}")
     return ctx.observe("honoured", "choices 0 and 1 are the two prompts' completions, in order")
 
 

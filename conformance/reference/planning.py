@@ -58,8 +58,8 @@ class Plan:
     response_format: Format | None = None
     #: How finish_reason is reported (switch ``finish_reason``).
     finish_labels: str = "standard"
-    #: Whether choices carry vLLM's ``stop_reason`` (switch ``stop_metadata``).
-    stop_metadata: bool = False
+    #: Where choices carry vLLM's ``stop_reason`` (switch ``stop_metadata``).
+    stop_metadata: str = "absent"
     reasoning: bool = False  # answer with reasoning_content (the reasoning_effort switch)
     usage_details: str = "detailed"
 
@@ -305,7 +305,7 @@ def plan(body: Mapping[str, Any], api: Api, config: ServerConfig) -> Plan:
         switches.tool_arguments,
         response_format,
         finish_labels=switches.finish_reason,
-        stop_metadata=switches.stop_metadata == "present",
+        stop_metadata=switches.stop_metadata,
     )
 
 
