@@ -300,7 +300,9 @@ class Runner:
         except ProbeError as exc:
             return result(Verdict.ERROR, exc.reason, evidence=exc.exchanges)
         except NotApplicable as exc:
-            return result(Verdict.SKIPPED, exc.reason, evidence=exc.exchanges)
+            skipped = result(Verdict.SKIPPED, exc.reason, evidence=exc.exchanges)
+            skipped.warning = exc.warning
+            return skipped
         except ReplayMismatch as exc:
             return result(
                 Verdict.ERROR,

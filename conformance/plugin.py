@@ -345,6 +345,9 @@ class SuiteSession:
                     if tokens.total
                 )
             )
+        warned = sorted({(c.target, c.warning) for c in self.collected.values() if c.warning})
+        for name, warning in warned:
+            terminalreporter.write_line(f"warning: target {name}: {warning}", yellow=True)
         if self.gate is not None and self.collected:
             for number, text in enumerate(self.gate.lines()):
                 failed = self.gate.exit_code != 0
@@ -365,6 +368,7 @@ class SuiteSession:
                 base_url=self.runner.settings.base_url or target.base_url,
                 models={str(api): model for api, model in target.models.items()},
                 server_version=versions[0] if versions else None,
+                warnings=sorted({c.warning for c in cases if c.target == name and c.warning}),
             )
         behaviors, profiles = results.documented(self.catalog)
         return results.Results(

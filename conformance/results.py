@@ -51,6 +51,9 @@ class CaseResult(_Result):
     tokens: Tokens = Field(default_factory=Tokens)
     duration_s: float = 0.0
     server_version: str | None = Field(default=None, description="As the server reported it.")
+    warning: str | None = Field(
+        default=None, description="What the case showed about its target as a whole."
+    )
 
     def explain(self) -> str:
         """A few lines for a terminal: expected vs observed, and why."""
@@ -69,6 +72,11 @@ class TargetInfo(_Result):
     base_url: str
     models: dict[str, str]
     server_version: str | None = Field(default=None, description="As the server reported it.")
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What the cases showed the target file gets wrong (a context_window the "
+        "target does not have), once each.",
+    )
 
 
 class Provenance(_Result):

@@ -154,9 +154,10 @@ class ProbeContext:
         """A ProbeError carrying the evidence gathered so far."""
         return ProbeError(reason, self.endpoint.exchanges)
 
-    def not_applicable(self, reason: str) -> NotApplicable:
-        """A NotApplicable (the case is skipped) carrying the evidence gathered so far."""
-        return NotApplicable(reason, self.endpoint.exchanges)
+    def not_applicable(self, reason: str, *, warning: str | None = None) -> NotApplicable:
+        """A NotApplicable (the case is skipped) carrying the evidence gathered so far;
+        ``warning`` is about the target as a whole (its file declares what it does not do)."""
+        return NotApplicable(reason, self.endpoint.exchanges, warning=warning)
 
     def observe(self, outcome: str, summary: str, checks: Iterable[Check] = ()) -> Observation:
         """The observation, with every exchange of this case and the tokens they used."""

@@ -70,3 +70,31 @@ def test_no_logprobs_at_all_leaves_the_top_logprobs_range_not_applicable(pool: P
     with pytest.raises(NotApplicable, match="no logprobs at all"):
         _probe(pool, "logprobs.top_logprobs_limit", Api.CHAT, False, chat_logprobs="ignore")
     assert _probe(pool, "logprobs.top_logprobs_limit", Api.CHAT, False).outcome == "up_to_20"
+
+
+@pytest.fixture(scope="module")
+def slotted() -> Iterator[Pool]:
+    # llama.cpp started with two slots: each request gets half the 256 tokens declared.
+    with server_pool(slots=2) as get:
+        yield get
+
+
+@pytest.mark.parametrize(
+    ("behavior_id", "switches"),
+    [
+        ("max_tokens.overflow", {}),
+        ("max_tokens.overflow", {"overflow": "clamp"}),
+        ("max_tokens.overflow.behavior_param", {"overflow_param": "honour"}),
+    ],
+)
+@pytest.mark.parametrize("api", [Api.CHAT, Api.COMPLETIONS])
+def test_a_window_other_than_the_declared_one_is_a_warning_not_a_verdict(
+    slotted: Pool, pool: Pool, behavior_id: str, switches: dict[str, str], api: Api
+) -> None:
+    with pytest.raises(NotApplicable) as raised:
+        _probe(slotted, behavior_id, api, False, **switches)
+    assert raised.value.warning is not None
+    assert "128" in raised.value.warning
+    assert "context_window 256" in raised.value.warning
+    # The declared window, as the target does it: a verdict and no warning.
+    assert _probe(pool, behavior_id, api, False, **switches).outcome
