@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,6 +15,7 @@ import pytest
 from conformance.reference import model
 from conformance.reference.jitter import FIRST_DIVERGENT_TOKEN, Jitter
 from conformance.reference.server import RunningServer, ServerConfig, start
+from tests.conftest import SPECS
 
 PROMPT = "The lighthouse keeper wrote in the log that night"
 
@@ -110,3 +115,28 @@ def _plan() -> Any:
 
     body = {"model": "toy", "messages": [{"role": "user", "content": PROMPT}], "temperature": 0}
     return plan_request(body, "chat", ServerConfig())
+
+
+def test_conformance_serve_takes_the_jitter_and_its_seed(steady: RunningServer) -> None:
+    with socket.socket() as probe_socket:
+        probe_socket.bind(("127.0.0.1", 0))
+        port = probe_socket.getsockname()[1]
+    command = [sys.executable, "-m", "conformance", "serve", "--port", str(port)]
+    command += ["--jitter", "1", "--jitter-seed", "4", "--specs", str(SPECS)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                client.models.list()
+                break
+            except openai.APIConnectionError:
+                assert time.monotonic() < deadline, "conformance serve did not start"
+                time.sleep(0.1)
+        (clean,) = _texts(steady, "completions", False, 1, temperature=0, max_tokens=24)
+        reply = client.completions.create(model="toy", prompt=PROMPT, temperature=0, max_tokens=24)
+        assert reply.choices[0].text != clean
+    finally:
+        process.terminate()
+        process.wait(10)
