@@ -110,7 +110,7 @@ class ProbeContext:
         ``first`` holds a reply to each request, which ``explains`` did not accept: one of
         them may have diverged. Each request is sent again in turn, and every combination of
         the replies so far is tried, until one is explained; or until every request's
-        replies reproduce without one differing, which are returned unexplained for the
+        replies reproduce (three alike, none differing), which are returned unexplained for the
         probe to judge as replies of a steady target. Once replies have differed, the
         requests go on up to the target's ``attempts`` each, and then it is an error that
         says so.
@@ -121,13 +121,18 @@ class ProbeContext:
             keyed = [(pool, request.key) for pool, request in zip(pools, requests, strict=True)]
             disagreed = any(_disagree(*each) for each in keyed)
             self.unsteady = self.unsteady or disagreed
-            steady = [_agreeing(*each) for each in keyed]
-            if not disagreed and all(reply is not None for reply in steady):
-                return [reply for reply in steady if reply is not None]
+            # Steady: every request answered alike, three times where the target allows
+            # (two replies alike can still be two that diverged the same way).
+            steady = [pool[0] for pool in pools if len(pool) >= min(3, limit)]
+            if not disagreed and len(steady) == len(pools):
+                return steady
             if all(len(pool) >= limit for pool in pools):
                 names = " and ".join(request.label for request in requests)
-                raise self.fail(
-                    f"{names}: {limit} attempts disagreed, and no combination of their replies fits"
+                raise Disagreement(
+                    f"{names}: {limit} attempts disagreed, and no combination of their replies "
+                    "fits",
+                    self.endpoint.exchanges,
+                    pools,
                 )
             for position, (request, pool) in enumerate(zip(requests, pools, strict=True)):
                 if len(pool) >= limit:
@@ -174,6 +179,15 @@ class ProbeContext:
             checks=list(checks),
             tokens=tokens,
         )
+
+
+class Disagreement(ProbeError):
+    """Replies that never agreed nor fitted, after every attempt: an error of the case,
+    with every reply to each request (``pools``) for a probe that can still start over."""
+
+    def __init__(self, reason: str, exchanges: list[Any], pools: list[list[Reply]]) -> None:
+        super().__init__(reason, exchanges)
+        self.pools = pools
 
 
 @dataclass(frozen=True)

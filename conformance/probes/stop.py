@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from conformance.observation import Observation
 from conformance.probes.client import Reply
-from conformance.probes.registry import ProbeContext, Request, probe
+from conformance.probes.registry import Disagreement, ProbeContext, Request, probe
 
 _WORD = re.compile(r"[A-Za-z]{3,}")
 
@@ -86,8 +87,8 @@ class StopBaseline:
         reply or the baseline may have diverged: both are asked again
         (``ProbeContext.reconciled``) until a baseline explains a reply, which becomes the
         baseline; or until both reproduce, and the reply is returned unexplained for the
-        probe to judge as a steady target's. A steady baseline without the stop word starts
-        over once with a word of its own.
+        probe to judge as a steady target's. A steady baseline without the stop word, or a
+        usual one when the replies never agree, starts over once with a word of its own.
         """
         ctx, body = self.ctx, self.ctx.body(**fields(self.cut))
         reply = first or ctx.require_ok(ctx.send(label, body), why)
@@ -99,11 +100,22 @@ class StopBaseline:
             baseline, candidate = replies
             return word in baseline.text and fits(candidate, Cut.of(baseline.text, word))
 
-        baseline, reply = ctx.reconciled(
-            [Request("baseline", ctx.body(), "the baseline request"), Request(label, body, why)],
-            [self.reply, reply],
-            explains,
-        )
+        try:
+            baseline, reply = ctx.reconciled(
+                [
+                    Request("baseline", ctx.body(), "the baseline request"),
+                    Request(label, body, why),
+                ],
+                [self.reply, reply],
+                explains,
+            )
+        except Disagreement as disagreement:
+            # The word came from a divergent baseline that the target's usual one lacks.
+            texts = Counter(reply.text for reply in disagreement.pools[0])
+            usual = next(r for r in disagreement.pools[0] if r.text == texts.most_common(1)[0][0])
+            if not fresh or word in usual.text:
+                raise
+            baseline = usual
         if word in baseline.text:
             self.reply, self.cut = baseline, Cut.of(baseline.text, word)
             return reply

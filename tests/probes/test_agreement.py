@@ -138,8 +138,8 @@ def test_a_steady_text_the_baseline_does_not_explain_stays_an_error_of_its_own()
     ctx, _ = context("stop.inclusion", _stop_script([" zulu"]))
     with pytest.raises(ProbeError, match="neither the baseline cut"):
         stop_sequence(ctx)
-    # Asked once more each: both reproduced, so the target is steady and nothing else is sent.
-    assert len(ctx.endpoint.exchanges) == 4
+    # Asked twice more each: both reproduced, so the target is steady and nothing else is sent.
+    assert len(ctx.endpoint.exchanges) == 6
 
 
 def test_stopped_texts_that_never_fit_after_every_attempt_are_an_error() -> None:
@@ -184,3 +184,20 @@ def test_stop_metadata_is_absent_where_no_field_names_the_stop() -> None:
         "finish_reason.stop_metadata", _metadata_answer({"provider_specific_fields": {"x": 1}})
     )
     assert stop_metadata(ctx).outcome == "absent"
+
+
+def test_a_stop_word_from_a_divergent_baseline_is_taken_again_from_the_usual_one() -> None:
+    divergent = " alpha kilo lima mike zulu november oscar papa"
+    assert choose_stop_word(divergent) not in BASELINE
+
+    def script(body: dict[str, Any]) -> Sequence[str]:
+        if not body.get("stop"):
+            return [divergent, BASELINE]
+        (word,) = body["stop"]
+        # The usual text never says the divergent word, so that stop never ends it.
+        return [BASELINE[: BASELINE.index(word)] if word in BASELINE else BASELINE]
+
+    ctx, _ = context("stop.inclusion", _scripted(script))
+    observation = stop_sequence(ctx)
+    assert observation.outcome == "omitted"
+    assert f"stop {WORD!r}" in observation.summary
