@@ -78,9 +78,10 @@ class ProbeContext:
         """A reply to ``body`` that another reply to it agrees with on ``key`` (the text).
 
         ``sent`` are replies to ``body`` already had; more are sent, up to the target's
-        ``attempts`` in all, until two agree, and the first of those is returned. This is the
-        one place where a probe asks again: every attempt stays in the evidence and counts
-        its tokens, and replies that never agree are an error that says so, not a verdict.
+        ``attempts`` in all, until two agree, and the first of those is returned. With
+        ``reconciled``, this is where a probe asks again: every attempt stays in the evidence
+        and counts its tokens, and replies that never agree are an error that says so, not a
+        verdict.
         A target with ``attempts: 1`` is trusted on its first reply. A refusal (``why`` names
         the request) is an error as with ``require_ok``.
         """
