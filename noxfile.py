@@ -97,6 +97,7 @@ def peers(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Print the benchmark's figures: replay speed, a live run under latency, tokens, report."""
+    """Print the benchmark's figures: replay speed, a live run under latency, tokens, report,
+    and the verdicts of live runs against a jittered reference server."""
     _install(session)
     session.run("python", "benchmarks/bench.py", *session.posargs)

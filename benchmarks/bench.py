@@ -11,6 +11,9 @@ run, not guarantees. Nothing here is a test; nothing fails on a slow figure.
    critical path, the longest chain of sequential requests in any one case.
 3. Tokens: what each target's cases used, from the replayed results.
 4. Report: building index.html for 10 targets x 50 behaviors of synthetic results.
+5. Jitter: full live runs per reference dialect against a server whose temperature-0
+   requests diverge now and then (``--jitter``), set against a clean run of the same
+   dialect: errors, skips the clean run lacks, changed verdicts or outcomes, and tokens.
 """
 
 from __future__ import annotations
@@ -24,10 +27,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 LIVE_TARGET = "reference-openai"
+JITTER_TARGETS = ("reference-openai", "reference-fireworks")
 
 
 def _timed(command: list[str], *, cwd: Path, env: dict[str, str] | None = None) -> float:
@@ -123,6 +129,100 @@ def live(work: Path, latency: float) -> None:
                 f" requests = {critical:.2f} s; ratio {seconds / critical:.2f}x"
                 f" ({session / critical:.2f}x in the session; goal: at most 1.5x)"
             )
+
+
+def _reference_config(target_name: str, **settings: object) -> object:
+    """The ServerConfig a live run of ``target_name`` gets, plus ``settings``."""
+    sys.path.insert(0, str(REPO))
+    from conformance.catalog import load  # noqa: PLC0415
+    from conformance.reference import dialect, server  # noqa: PLC0415
+
+    catalog = load(REPO / "specs")
+    target = catalog.targets[target_name]
+    assert target.reference is not None
+    return server.ServerConfig(
+        switches=dialect.switches_for(catalog, target.reference.dialect, target.reference.set),
+        context_window=min(target.window(api) for api in target.apis),
+        max_output_tokens=target.output_cap(target.apis[0]),
+        **settings,  # type: ignore[arg-type]
+    )
+
+
+def _live_run(target_name: str, report_dir: Path, *, jitter: float, seed: int) -> dict[str, Any]:
+    """One full live run of ``target_name`` against a reference server with ``jitter``."""
+    from conformance.reference import server  # noqa: PLC0415
+
+    key = "bench-reference-key-0000"
+    config = _reference_config(target_name, api_key=key, jitter=jitter, jitter_seed=seed)
+    with server.start(config) as running:  # type: ignore[arg-type]
+        command = [sys.executable, "-m", "conformance", "run", "--mode", "live"]
+        command += ["--target", target_name, "--base-url", running.base_url]
+        _timed(
+            [*command, "--report-dir", str(report_dir)], cwd=REPO, env={"REFERENCE_API_KEY": key}
+        )
+    written: dict[str, Any] = json.loads((report_dir / "results.json").read_text())
+    return written
+
+
+@dataclass
+class _JitterTally:
+    """What jittered runs did against the clean run, summed over runs."""
+
+    cases: int = 0
+    errors: int = 0
+    extra_skips: int = 0
+    changed: int = 0  # a verdict or outcome other than the clean run's, errors and skips aside
+    tokens: int = 0
+    examples: list[str] = field(default_factory=list)
+
+    def add(self, clean: dict[str, tuple[str, str | None]], run: dict[str, Any]) -> None:
+        for case in run["cases"]:
+            self.cases += 1
+            self.tokens += case["tokens"]["prompt"] + case["tokens"]["completion"]
+            verdict, observed = case["verdict"], case["observed"]
+            before = clean.get(case["id"])
+            if verdict == "error":
+                self.errors += 1
+            elif verdict == "skipped" and (before is None or before[0] != "skipped"):
+                self.extra_skips += 1
+            elif before != (verdict, observed):
+                self.changed += 1
+            else:
+                continue
+            if len(self.examples) < 5:
+                self.examples.append(f"{case['id']}: {verdict} {observed}: {case['summary']}")
+
+
+def jitter(work: Path, runs: int, heavy_runs: int) -> None:
+    """Live runs per dialect at 10% and 30% jitter against the clean run's verdicts."""
+    print("jitter: full live runs per dialect against a clean run of the same dialect")
+    for target_name in JITTER_TARGETS:
+        clean_run = _live_run(target_name, work / "clean", jitter=0.0, seed=0)
+        clean = {case["id"]: (case["verdict"], case["observed"]) for case in clean_run["cases"]}
+        clean_tokens = sum(
+            case["tokens"]["prompt"] + case["tokens"]["completion"] for case in clean_run["cases"]
+        )
+        print(f"  {target_name}: clean run {len(clean)} cases, {clean_tokens:,} tokens")
+        for fraction, count in ((0.1, runs), (0.3, heavy_runs)):
+            tally = _JitterTally()
+            for seed in range(1, count + 1):
+                tally.add(
+                    clean, _live_run(target_name, work / "jitter", jitter=fraction, seed=seed)
+                )
+            if not tally.cases:
+                continue
+            print(
+                f"    {fraction:.0%} jitter, {count} runs: {tally.errors} errors"
+                f" ({tally.errors / tally.cases:.1%} of cases), {tally.extra_skips} extra skips,"
+                f" {tally.changed} changed verdicts or outcomes; tokens"
+                f" {tally.tokens / count / clean_tokens:.2f}x the clean run"
+            )
+            for example in tally.examples:
+                print(f"      {example}")
+    print(
+        "  goals: at 10%, 0 errors, 0 extra skips and 0 changes, tokens at most 1.3x;"
+        " at 30%, 0 changes and errors at most 2% of cases"
+    )
 
 
 def tokens(work: Path) -> None:
@@ -242,6 +342,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency", type=float, default=0.2, help="seconds a live request waits")
     parser.add_argument("--skip-live", action="store_true", help="leave out the live run")
+    parser.add_argument(
+        "--jitter-runs",
+        type=int,
+        nargs=2,
+        default=(10, 10),
+        metavar=("AT_10", "AT_30"),
+        help="live runs per dialect at 10%% and at 30%% jitter (0 0 leaves them out)",
+    )
+    parser.add_argument("--only-jitter", action="store_true", help="the jitter runs alone")
     options = parser.parse_args()
     print(
         f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M UTC} · {platform.machine()} · "
@@ -249,11 +358,14 @@ def main() -> int:
     )
     with tempfile.TemporaryDirectory(prefix="conformance-bench-") as temporary:
         work = Path(temporary)
-        replay(work)
-        if not options.skip_live:
-            live(work, options.latency)
-        tokens(work)
-        report_build()
+        if not options.only_jitter:
+            replay(work)
+            if not options.skip_live:
+                live(work, options.latency)
+            tokens(work)
+            report_build()
+        if any(options.jitter_runs):
+            jitter(work, *options.jitter_runs)
     return 0
 
 

@@ -344,6 +344,14 @@ def _add_serve(commands: _Commands) -> None:
         help="the toy model's context window (default: the target's, else 256)",
     )
     serve.add_argument(
+        "--jitter",
+        type=float,
+        default=0.0,
+        metavar="FRACTION",
+        help="the share of temperature-0 requests that diverge after a few tokens",
+    )
+    serve.add_argument("--jitter-seed", type=int, default=None, metavar="N")
+    serve.add_argument(
         "--api-key-env",
         default=None,
         metavar="NAME",
@@ -589,6 +597,8 @@ def _serve(options: argparse.Namespace, _: list[str]) -> int:
         host=options.host,
         port=options.port,
         context_window=options.context_window or config.context_window,
+        jitter=options.jitter,
+        jitter_seed=options.jitter_seed,
     )
     checks = f"checking the key in ${variable}" if variable else "accepting any key"
     print(

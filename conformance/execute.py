@@ -337,7 +337,9 @@ class Runner:
         except ProbeError as exc:
             return result(Verdict.ERROR, exc.reason, evidence=exc.exchanges)
         except NotApplicable as exc:
-            return result(Verdict.SKIPPED, exc.reason, evidence=exc.exchanges)
+            skipped = result(Verdict.SKIPPED, exc.reason, evidence=exc.exchanges)
+            skipped.warning = exc.warning
+            return skipped
         except BrokenCassette as exc:
             return result(
                 Verdict.ERROR,

@@ -106,7 +106,12 @@ class NotApplicable(Exception):
     output has none. The case is *skipped* with the reason and the evidence gathered so far.
     """
 
-    def __init__(self, reason: str, exchanges: list[Exchange] | None = None) -> None:
+    def __init__(
+        self, reason: str, exchanges: list[Exchange] | None = None, *, warning: str | None = None
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.exchanges = list(exchanges or [])
+        #: Something about the target as a whole that the case showed (a declared context
+        #: window it does not have): reported on the target, not only on the case.
+        self.warning = warning

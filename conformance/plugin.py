@@ -433,6 +433,9 @@ class SuiteSession:
                     if tokens.total
                 )
             )
+        warned = sorted({(c.target, c.warning) for c in self.collected.values() if c.warning})
+        for name, warning in warned:
+            terminalreporter.write_line(f"warning: target {name}: {warning}", yellow=True)
         # Unstable cases the gate expects (flaky in the baseline); it lists the others itself.
         known = (
             {f.case.id for f in self.gate.findings if f.kind is Kind.KNOWN} if self.gate else set()
@@ -482,6 +485,7 @@ class SuiteSession:
                 base_url=self.runner.settings.base_url or target.base_url,
                 models={str(api): model for api, model in target.models.items()},
                 server_version=versions[0] if versions else None,
+                warnings=sorted({c.warning for c in cases if c.target == name and c.warning}),
             )
         behaviors, profiles = results.documented(self.catalog)
         return results.Results(

@@ -66,6 +66,9 @@ class CaseResult(_Result):
     tokens: Tokens = Field(default_factory=Tokens)
     duration_s: float = 0.0
     server_version: str | None = Field(default=None, description="As the server reported it.")
+    warning: str | None = Field(
+        default=None, description="What the case showed about its target as a whole."
+    )
     runs: list[RunOutcome] | None = Field(
         default=None,
         description="With `conformance run --repeat N`: what the case's N runs came to, most "
@@ -99,6 +102,11 @@ class TargetInfo(_Result):
     base_url: str
     models: dict[str, str]
     server_version: str | None = Field(default=None, description="As the server reported it.")
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What the cases showed the target file gets wrong (a context_window the "
+        "target does not have), once each.",
+    )
 
 
 class Provenance(_Result):

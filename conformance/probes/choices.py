@@ -20,6 +20,9 @@ class ChoiceView:
     index: int
     text: str = ""
     finish_reason: str | None = None
+    #: How many times the choice finished: more than once where several choices share its
+    #: index (a gateway that merges them).
+    finishes: int = 0
     #: Every non-null ``logprobs`` object of the choice: one in a body, one per chunk in a stream.
     logprobs: list[Any] = field(default_factory=list)
 
@@ -37,6 +40,12 @@ class ChoiceSet:
     def indexes(self) -> list[int]:
         """The indexes present, in order."""
         return sorted(self.by_index)
+
+    @property
+    def merged(self) -> bool:
+        """True when several choices share one index: repeated in a body, or one index that
+        finishes more than once in a stream."""
+        return bool(self.duplicated) or any(v.finishes > 1 for v in self.by_index.values())
 
     def texts(self) -> list[str]:
         """Each choice's text, in index order."""
@@ -69,6 +78,7 @@ def choices(reply: Reply) -> ChoiceSet:
         view.text += _text(choice, "delta" if streamed else "message")
         if choice.get("finish_reason"):
             view.finish_reason = str(choice["finish_reason"])
+            view.finishes += 1
         if choice.get("logprobs") is not None:
             view.logprobs.append(choice["logprobs"])
     return ChoiceSet(found, duplicated)

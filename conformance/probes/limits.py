@@ -13,8 +13,8 @@ from typing import Any
 
 from conformance.observation import Observation
 from conformance.probes.client import Reply
-from conformance.probes.registry import ProbeContext, probe
-from conformance.probes.stop import choose_stop_word
+from conformance.probes.registry import ProbeContext, Request, probe
+from conformance.probes.stop import StopBaseline
 
 
 @dataclass(frozen=True)
@@ -72,9 +72,18 @@ def counted(ctx: ProbeContext, reply: Reply, body: Mapping[str, Any]) -> Counted
             raise ctx.fail(f"{label}: the reply has no usage.completion_tokens to count")
         return Counted(reply, completion, _int_or_none(usage.get("prompt_tokens")), "usage")
     unstreamed = {name: value for name, value in body.items() if name != "stream"}
-    twin = ctx.require_ok(
-        ctx.send(f"{label}-unstreamed", unstreamed), "the same request unstreamed"
-    )
+    why = "the same request unstreamed"
+    twin = ctx.require_ok(ctx.send(f"{label}-unstreamed", unstreamed), why)
+    if not _counts_alike(reply, twin):
+        # One of the two may be a divergent reply: ask again for the one that is.
+        reply, twin = ctx.reconciled(
+            [
+                Request(label, dict(body), "the streamed request"),
+                Request(f"{label}-unstreamed", unstreamed, why),
+            ],
+            [reply, twin],
+            lambda replies: _counts_alike(*replies),
+        )
     twin_usage = twin.usage or {}
     completion = _int_or_none(twin_usage.get("completion_tokens"))
     prompt = _int_or_none(twin_usage.get("prompt_tokens"))
@@ -96,6 +105,11 @@ def counted(ctx: ProbeContext, reply: Reply, body: Mapping[str, Any]) -> Counted
     )
 
 
+def _counts_alike(stream: Reply, twin: Reply) -> bool:
+    """True when the unstreamed ``twin`` can count ``stream``: same text, or a prefix of it."""
+    return stream.text.startswith(twin.text)
+
+
 def _int_or_none(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
@@ -115,33 +129,6 @@ def decoys(text: str, count: int) -> list[str]:
     return found
 
 
-@dataclass(frozen=True)
-class Cut:
-    """Where a stop word falls in a baseline text."""
-
-    word: str
-    before: str
-    through: str
-
-    @classmethod
-    def of(cls, text: str, word: str) -> Cut:
-        """The baseline ``text`` cut at the first ``word``."""
-        at = text.index(word)
-        return cls(word, text[:at], text[: at + len(word)])
-
-    def applied(self, text: str) -> bool:
-        """True when ``text`` ends at the stop word: just before it, or just after it."""
-        return text.rstrip() == self.before.rstrip() or text == self.through
-
-
-def _stop_baseline(ctx: ProbeContext) -> tuple[Reply, Cut]:
-    baseline = ctx.require_ok(ctx.send("baseline", ctx.body()), "the baseline request")
-    word = choose_stop_word(baseline.text)
-    if word is None:
-        raise ctx.fail(f"baseline: no word to stop on in {baseline.text!r}")
-    return baseline, Cut.of(baseline.text, word)
-
-
 @probe("stop_list_limit", outcomes={"rejected", "truncated", "applied"})
 def stop_list_limit(ctx: ProbeContext) -> Observation:
     """Send ``count`` stop sequences of which only the last occurs in the baseline.
@@ -151,22 +138,33 @@ def stop_list_limit(ctx: ProbeContext) -> Observation:
     no stop sequence at all and this case cannot be decided.
     """
     count, limit = int(ctx.params["count"]), int(ctx.params["documented_limit"])
-    baseline, cut = _stop_baseline(ctx)
-    others = decoys(baseline.text, count - 1)
-    reply = ctx.send("long-list", ctx.body(stop=[*others, cut.word]))
+    baseline = StopBaseline.take(ctx)
+    others = decoys(baseline.reply.text, count - 1)
+    reply = ctx.send("long-list", ctx.body(stop=[*others, baseline.cut.word]))
     if not reply.ok:
         return ctx.observe("rejected", f"{count} stop sequences were refused with {reply.refusal}")
+    reply = baseline.explained(
+        "long-list",
+        lambda cut: {"stop": [*others, cut.word]},
+        f"a list of {count} stop sequences",
+        lambda reply, cut: cut.applied(reply.text) or reply.text.startswith(cut.through),
+        first=reply,
+    )
+    cut = baseline.cut
     if cut.applied(reply.text):
         return ctx.observe("applied", f"sequence {count} of {count}, {cut.word!r}, ended the text")
     if not reply.text.startswith(cut.through):
         raise ctx.fail(
             f"long-list: the text {reply.text!r} is neither the baseline nor the baseline cut at "
-            f"{cut.word!r} (is the target deterministic at temperature 0 with a seed?)"
+            f"{cut.word!r}"
         )
-    control = ctx.require_ok(
-        ctx.send("control-word-first", ctx.body(stop=[cut.word, *others[: limit - 1]])),
+    control = baseline.explained(
+        "control-word-first",
+        lambda cut: {"stop": [cut.word, *others[: limit - 1]]},
         f"a list of {limit} stop sequences",
+        lambda reply, cut: cut.applied(reply.text),
     )
+    cut = baseline.cut
     if not cut.applied(control.text):
         raise ctx.not_applicable(
             f"{cut.word!r} ends the text neither last in a list of {count} nor first in a list of "
@@ -190,23 +188,20 @@ def finish_reason_vocabulary(ctx: ProbeContext) -> Observation:
     proper prefix of the baseline. The stop word comes from the baseline as in stop.inclusion.
     """
     enum = set(ctx.params["enum"][ctx.api.value])
-    baseline, cut = _stop_baseline(ctx)
-    short = ctx.require_ok(
-        ctx.send("cut-by-max-tokens", ctx.body(max_tokens=int(ctx.params["cut_at"]))),
+    baseline = StopBaseline.take(ctx)
+    short = baseline.explained(
+        "cut-by-max-tokens",
+        lambda cut: {"max_tokens": int(ctx.params["cut_at"])},
         "the request with a small max_tokens",
+        lambda reply, cut: _proper_prefix(reply.text, cut.baseline),
     )
-    if not (baseline.text.startswith(short.text) and len(short.text) < len(baseline.text)):
+    if not _proper_prefix(short.text, baseline.reply.text):
         raise ctx.not_applicable(
             f"cut-by-max-tokens: the text {short.text!r} is not a proper prefix of the baseline, "
             "so it is not known to have been cut by max_tokens"
         )
-    stopped = ctx.require_ok(
-        ctx.send("ended-by-stop", ctx.body(stop=[cut.word])), "the request with a stop word"
-    )
-    if not cut.applied(stopped.text):
-        raise ctx.not_applicable(
-            f"ended-by-stop: the stop word {cut.word!r} did not end the text {stopped.text!r}"
-        )
+    stopped = _ended_by_stop(baseline)
+    cut = baseline.cut
     length, stop = short.finish_reason, stopped.finish_reason
     summary = f"cut by max_tokens: {length!r}; ended by stop {cut.word!r}: {stop!r}"
     if length not in enum or stop not in enum:
@@ -224,24 +219,54 @@ def stop_metadata(ctx: ProbeContext) -> Observation:
     field whose value is the stop word says what matched (vLLM's ``stop_reason``).
     """
     documented = set(ctx.params["documented_fields"][ctx.api.value])
-    _, cut = _stop_baseline(ctx)
-    stopped = ctx.require_ok(
-        ctx.send("ended-by-stop", ctx.body(stop=[cut.word])), "the request with a stop word"
-    )
-    if not cut.applied(stopped.text):
-        raise ctx.not_applicable(
-            f"ended-by-stop: the stop word {cut.word!r} did not end the text {stopped.text!r}"
-        )
+    baseline = StopBaseline.take(ctx)
+    stopped = _ended_by_stop(baseline)
+    word = baseline.cut.word
     extras = dict(_extra_fields(_first_choices(stopped), documented))
     listed = ", ".join(f"{name}={value!r}" for name, value in sorted(extras.items())) or "none"
-    naming = sorted(name for name, value in extras.items() if value == cut.word)
+    naming = sorted(set(naming_paths(extras, word)))
     if naming:
         return ctx.observe(
-            "present", f"{', '.join(naming)} name the stop {cut.word!r}; extra fields: {listed}"
+            "present", f"{', '.join(naming)} name the stop {word!r}; extra fields: {listed}"
         )
     return ctx.observe(
-        "absent", f"no per-choice field names the stop {cut.word!r}; extra fields: {listed}"
+        "absent", f"no per-choice field names the stop {word!r}; extra fields: {listed}"
     )
+
+
+def _proper_prefix(text: str, baseline: str) -> bool:
+    return baseline.startswith(text) and len(text) < len(baseline)
+
+
+def _ended_by_stop(baseline: StopBaseline) -> Reply:
+    """The reply to the case's request stopped on the baseline's word; not applicable when
+    the word, reproducibly, does not end it."""
+    stopped = baseline.explained(
+        "ended-by-stop",
+        lambda cut: {"stop": [cut.word]},
+        "the request with a stop word",
+        lambda reply, cut: cut.applied(reply.text),
+    )
+    if not baseline.cut.applied(stopped.text):
+        raise baseline.ctx.not_applicable(
+            f"ended-by-stop: the stop word {baseline.cut.word!r} did not end the text "
+            f"{stopped.text!r}"
+        )
+    return stopped
+
+
+def naming_paths(value: Any, word: str, path: str = "") -> Iterator[str]:
+    """Where in ``value`` (extension fields, nested objects and lists included) the stop
+    ``word`` is named, as dotted paths such as ``provider_specific_fields.stop_reason``."""
+    if isinstance(value, str):
+        if value == word and path:
+            yield path
+    elif isinstance(value, Mapping):
+        for name, inner in value.items():
+            yield from naming_paths(inner, word, f"{path}.{name}" if path else str(name))
+    elif isinstance(value, list):
+        for position, inner in enumerate(value):
+            yield from naming_paths(inner, word, f"{path}[{position}]")
 
 
 def _first_choices(reply: Reply) -> Iterator[Mapping[str, Any]]:

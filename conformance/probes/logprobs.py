@@ -187,11 +187,18 @@ def top_logprobs_limit(ctx: ProbeContext) -> Observation:
     """Try the ``ladder`` of top_logprobs values in increasing order; the first one refused
     names the outcome (each step says which), and ``all_accepted`` names it when none is.
 
-    ``logprobs: true`` alone is sent first: where logprobs themselves are refused, the range
-    of top_logprobs says nothing. Each accepted value is checked for that many alternatives
+    ``logprobs: true`` alone is sent first: where logprobs themselves are refused, or come
+    back as none at all, the range of top_logprobs says nothing. Each accepted value is checked for that many alternatives
     per token (a secondary finding: a server may accept a value and return fewer).
     """
-    ctx.require_ok(ctx.send("logprobs-only", ctx.body(logprobs=True)), "logprobs: true alone")
+    alone = ctx.require_ok(
+        ctx.send("logprobs-only", ctx.body(logprobs=True)), "logprobs: true alone"
+    )
+    if not any(view.logprobs for view in choices(alone).by_index.values()):
+        raise ctx.not_applicable(
+            "logprobs: true alone returns no logprobs at all, so the range of top_logprobs "
+            "it accepts says nothing"
+        )
     checks: list[Check] = []
     accepted: list[int] = []
     for step in ctx.params["ladder"]:

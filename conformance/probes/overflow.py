@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +65,54 @@ def _fit(reply: Reply, prompt_tokens: int, window: int) -> Fit:
     return Fit("exceeds" if total > window else "fits", detail)
 
 
+#: How refusals state a window: "maximum context length is 4096 tokens" (OpenAI, vLLM),
+#: "context window of 4096", "n_ctx ... 4096" (llama.cpp).
+_STATED_WINDOW = re.compile(
+    r"(?:context(?: length| window| size)?|n_ctx(?:_slot)?)\D{0,24}?(\d{2,7})", re.IGNORECASE
+)
+
+
+def window_mismatch(reply: Reply, prompt_tokens: int, declared: int) -> str | None:
+    """What ``reply`` shows of a context window other than the ``declared`` one, or None.
+
+    A refusal may state the window it applied; a reply cut by length before the declared
+    window is full stopped at the target's own window. Either way the target file's
+    context_window is not what this target does (e.g. a llama.cpp server whose slots each
+    get a share of the window), and the overflow cases cannot be judged against it.
+    """
+    if not reply.ok:
+        message = str(reply.error.get("message") or "")
+        stated = [int(number) for number in _STATED_WINDOW.findall(message)]
+        if isinstance(reply.error.get("n_ctx"), int):  # llama.cpp's error object
+            stated.append(int(reply.error["n_ctx"]))
+        others = [number for number in stated if number != declared and number >= prompt_tokens]
+        if others and declared not in stated:
+            return (
+                f"the target refuses with a context window of {others[0]} tokens, but its "
+                f"target file declares context_window {declared}"
+            )
+        return None
+    completion, _ = completion_tokens(reply)
+    if reply.finish_reason == "length" and prompt_tokens + completion < declared:
+        return (
+            f"the target stopped at {prompt_tokens} + {completion} = {prompt_tokens + completion}"
+            f" tokens, short of the context_window {declared} its target file declares"
+        )
+    return None
+
+
+def _judged_window(ctx: ProbeContext, reply: Reply, prompt_tokens: int) -> None:
+    """Not applicable, with a warning on the target, when ``reply`` shows another window."""
+    declared = ctx.endpoint.target.window(ctx.api)
+    mismatch = window_mismatch(reply, prompt_tokens, declared)
+    if mismatch is not None:
+        raise ctx.not_applicable(
+            f"{reply.exchange.label}: {mismatch}; the overflow is judged against a window the "
+            "target does not have",
+            warning=f"{ctx.api.value}: {mismatch}",
+        )
+
+
 def _overflow_body(ctx: ProbeContext, prompt_tokens: int, **fields: Any) -> dict[str, Any]:
     window = ctx.endpoint.target.window(ctx.api)
     max_tokens = window - prompt_tokens + int(ctx.params["overflow"])
@@ -76,6 +125,7 @@ def context_overflow(ctx: ProbeContext) -> Observation:
     window = ctx.endpoint.target.window(ctx.api)
     prompt_tokens = _prompt_tokens(ctx)
     reply = ctx.send("overflow", _overflow_body(ctx, prompt_tokens))
+    _judged_window(ctx, reply, prompt_tokens)
     fit = _fit(reply, prompt_tokens, window)
     outcome = {"refused": "rejected", "fits": "clamped", "exceeds": "exceeded"}[fit.kind]
     return ctx.observe(outcome, fit.detail)
@@ -94,21 +144,22 @@ def overflow_behavior_param(ctx: ProbeContext) -> Observation:
         return ctx.observe(
             "rejected", f"{parameter}={truncate_value!r} on a request that fits: {fitting.status}"
         )
-    fits = {
-        label: _fit(
-            ctx.send(label, _overflow_body(ctx, prompt_tokens, **fields)), prompt_tokens, window
-        )
+    replies = [
+        ctx.send(label, _overflow_body(ctx, prompt_tokens, **fields))
         for label, fields in (
             ("overflow-plain", {}),
             ("overflow-error", {parameter: error_value}),
             ("overflow-truncate", {parameter: truncate_value}),
         )
-    }
+    ]
+    fits = {reply.exchange.label: _fit(reply, prompt_tokens, window) for reply in replies}
     plain, error, truncate = (
         fits["overflow-plain"],
         fits["overflow-error"],
         fits["overflow-truncate"],
     )
+    for exchange_reply in replies:
+        _judged_window(ctx, exchange_reply, prompt_tokens)
     summary = f"plain: {plain.detail}; error: {error.detail}; truncate: {truncate.detail}"
     if error.kind == "refused" and truncate.kind == "fits":
         return ctx.observe("honoured", summary)

@@ -2,31 +2,32 @@
 
 from __future__ import annotations
 
-from conformance.observation import Observation
+from conformance.observation import Check, Observation
 from conformance.probes.choices import ChoiceSet, choices
 from conformance.probes.registry import ProbeContext, probe
 
 
 def classify_choice_count(found: ChoiceSet, n: int) -> str | None:
-    """ "honoured" for choices 0..n-1 that each carry a finish_reason, "ignored" for a lone
-    choice 0, None when the choices fit neither (duplicated or missing indexes)."""
-    if found.duplicated:
-        return None
+    """ "merged" for choices that share index 0, "honoured" for choices 0..n-1, "ignored"
+    for a lone choice 0, None when the choices fit none of these."""
+    if found.merged:
+        return "merged" if found.indexes == [0] else None
     if found.indexes == list(range(n)):
-        finished = all(found.by_index[index].finish_reason for index in found.indexes)
-        return "honoured" if finished else None
+        return "honoured"
     if found.indexes == [0]:
         return "ignored"
     return None
 
 
-@probe("choice_count", outcomes={"honoured", "ignored", "rejected"})
+@probe("choice_count", outcomes={"honoured", "ignored", "merged", "rejected"})
 def choice_count(ctx: ProbeContext) -> Observation:
     """Ask for ``n`` choices and read which indexes come back, each with its finish_reason.
 
     In a stream the choices are put together from the chunks by index, so honoured means
-    the chunks carry every index. The request samples at the params' temperature: some
-    servers refuse several choices of greedy decoding, which is not what n is about.
+    the chunks carry every index; two choices under one index are merged. Every choice
+    should finish: one without a finish_reason is a failing check. The request samples at
+    the params' temperature: some servers refuse several choices of greedy decoding, which
+    is not what n is about.
     """
     n = int(ctx.params["n"])
     reply = ctx.send(f"n-{n}", ctx.body(n=n, temperature=float(ctx.params["temperature"])))
@@ -39,9 +40,31 @@ def choice_count(ctx: ProbeContext) -> Observation:
         duplicated = f", index repeated: {found.duplicated}" if found.duplicated else ""
         raise ctx.fail(
             f"n={n}: choices {found.indexes} with finish_reasons {reasons}{duplicated}: "
-            f"neither {n} finished choices indexed 0..{n - 1} nor a single choice 0"
+            f"neither {n} choices indexed 0..{n - 1}, nor a single choice 0, nor merged ones"
         )
-    return ctx.observe(outcome, f"n={n}: choice indexes {found.indexes}, finish_reasons {reasons}")
+    summary = f"n={n}: choice indexes {found.indexes}, finish_reasons {reasons}"
+    if outcome == "merged":
+        summary = f"n={n}: the choices share index 0 ({_merged_detail(found)})"
+    return ctx.observe(outcome, summary, [every_choice_finishes(found)])
+
+
+def every_choice_finishes(found: ChoiceSet) -> Check:
+    """A check that every choice has a finish_reason."""
+    unfinished = [index for index in found.indexes if not found.by_index[index].finish_reason]
+    return Check(
+        name="every-choice-finishes",
+        passed=not unfinished,
+        detail=f"choices without a finish_reason: {unfinished}"
+        if unfinished
+        else "every choice has a finish_reason",
+    )
+
+
+def _merged_detail(found: ChoiceSet) -> str:
+    if found.duplicated:
+        return f"index repeated in the body: {found.duplicated}"
+    finishes = {index: view.finishes for index, view in found.by_index.items()}
+    return f"finish chunks per index: {finishes}"
 
 
 def classify_seed(same_seed: tuple[str, str], other_seed: str) -> str:

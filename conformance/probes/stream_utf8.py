@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from conformance.observation import Observation
 from conformance.probes.client import Reply
-from conformance.probes.registry import ProbeContext, probe
+from conformance.probes.registry import ProbeContext, Request, probe
 
 REPLACEMENT = "\ufffd"
 
@@ -53,18 +53,37 @@ def describe(pieces: Sequence[str], control: str) -> str:
     )
 
 
+def _joined(reply: Reply) -> str:
+    return "".join(deltas(reply))
+
+
 @probe("utf8_split", outcomes={"intact", "split"})
 def utf8_split(ctx: ProbeContext) -> Observation:
     """Compare the joined deltas of a stream with the same request's non-streamed text."""
-    control = ctx.require_ok(ctx.send("control", ctx.body(stream=False)), "the control").text
-    if control.isascii():
+    first = ctx.require_ok(ctx.send("control", ctx.body(stream=False)), "the control")
+    if first.text.isascii():
         raise ctx.not_applicable(
-            f"the model's text has no non-ASCII character to split: {control[:80]!r}"
+            f"the model's text has no non-ASCII character to split: {first.text[:80]!r}"
         )
+    control = first.text
     reply = ctx.require_ok(ctx.send("stream", ctx.body(stream=True)), "the stream")
     pieces = deltas(reply)
     streamed = "".join(pieces)
     outcome = utf8_outcome(streamed, control)
+    if outcome is None:
+        # Another text altogether: one of the two may have diverged; ask again.
+        reply, again = ctx.reconciled(
+            [
+                Request("stream", ctx.body(stream=True), "the stream", key=_joined),
+                Request("control", ctx.body(stream=False), "the control"),
+            ],
+            [reply, first],
+            lambda replies: utf8_outcome(_joined(replies[0]), replies[1].text) is not None,
+        )
+        control = again.text
+        pieces = deltas(reply)
+        streamed = "".join(pieces)
+        outcome = utf8_outcome(streamed, control)
     summary = describe(pieces, control)
     if outcome is None:
         raise ctx.fail(

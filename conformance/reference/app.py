@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from conformance.reference import rendering, responses_app, streaming
 from conformance.reference.generation import run
+from conformance.reference.jitter import Jitter
 from conformance.reference.planning import plan_request
 from conformance.reference.validation import Api, ApiError, check_model, error_response
 
@@ -48,7 +49,7 @@ async def _json_body(request: Request) -> dict[str, Any]:
     return body
 
 
-def _completion_endpoint(api: Api, config: ServerConfig) -> Any:
+def _completion_endpoint(api: Api, config: ServerConfig, jitter: Jitter) -> Any:
     fingerprint = rendering.fingerprint(config)
     prefix = "chatcmpl-" if api == "chat" else "cmpl-"
 
@@ -57,7 +58,7 @@ def _completion_endpoint(api: Api, config: ServerConfig) -> Any:
             p = plan_request(await _json_body(request), api, config)
         except ApiError as error:
             return error.response(config.switches.error_envelope)
-        result = run(p)
+        result = run(jitter.apply(p))
         ident = prefix + uuid.uuid4().hex[:24]
         created = int(time.time())
         if p.stream:
@@ -205,9 +206,14 @@ def create_app(config: ServerConfig) -> Starlette:
             return error.response(config.switches.error_envelope)
         return JSONResponse(_model_object(name))
 
+    jitter = Jitter(config.jitter, config.jitter_seed)  # one generator for both endpoints
     routes = [
-        Route("/v1/chat/completions", _completion_endpoint("chat", config), methods=["POST"]),
-        Route("/v1/completions", _completion_endpoint("completions", config), methods=["POST"]),
+        Route(
+            "/v1/chat/completions", _completion_endpoint("chat", config, jitter), methods=["POST"]
+        ),
+        Route(
+            "/v1/completions", _completion_endpoint("completions", config, jitter), methods=["POST"]
+        ),
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/v1/models/{name:path}", get_model, methods=["GET"]),
         *responses_app.routes(config, _json_body),

@@ -224,6 +224,9 @@ class Sampling:
     stop: tuple[str, ...] = ()
     #: False: the text ends before the stop string (OpenAI); True: it ends with it.
     keep_stop: bool = False
+    #: Jitter (``jitter.py``): greedy decoding takes the runner-up at this token position
+    #: when it nearly ties the best; None for the deterministic output.
+    diverge_from: int | None = None
 
 
 @dataclass(frozen=True)
@@ -340,6 +343,19 @@ def _sample(row: Mapping[int, float], sampling: Sampling, rng: random.Random) ->
     return kept[-1][0]
 
 
+#: Two candidates whose logits are closer than this are a near-tie that jitter may flip
+#: (a topic word's lead over the next; never a logit_bias of +100).
+NEAR_TIE = 3.0
+
+
+def _runner_up(row: Mapping[int, float]) -> int | None:
+    """The second-best token of ``row`` when it nearly ties the best, else None."""
+    ranked = sorted(row, key=lambda token: -row[token])
+    if len(ranked) < 2 or row[ranked[0]] - row[ranked[1]] >= NEAR_TIE:
+        return None
+    return ranked[1]
+
+
 def _rng(prompt: Sequence[int], sampling: Sampling, candidate: int) -> random.Random:
     if sampling.seed is None:
         return random.Random()  # seeded from the OS: unseeded sampling is not reproducible
@@ -362,9 +378,13 @@ def generate(prompt: Sequence[int], sampling: Sampling, *, candidate: int = 0) -
     logprob = 0.0
     data = b""
     cut: int | None = None
-    for _ in range(max(sampling.max_tokens, 0)):
+    diverge_at = sampling.diverge_from if sampling.temperature <= 0 else None
+    for position in range(max(sampling.max_tokens, 0)):
         row = logits(prompt, tokens, sampling)
         token = _sample(row, sampling, rng)
+        flipped = _runner_up(row) if position == diverge_at else None
+        if flipped is not None:
+            token = flipped
         logprob += _log_softmax(row, token)
         tokens.append(token)
         if sampling.stop:

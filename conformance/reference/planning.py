@@ -58,8 +58,8 @@ class Plan:
     response_format: Format | None = None
     #: How finish_reason is reported (switch ``finish_reason``).
     finish_labels: str = "standard"
-    #: Whether choices carry vLLM's ``stop_reason`` (switch ``stop_metadata``).
-    stop_metadata: bool = False
+    #: Where choices carry vLLM's ``stop_reason`` (switch ``stop_metadata``).
+    stop_metadata: str = "absent"
     reasoning: bool = False  # answer with reasoning_content (the reasoning_effort switch)
     usage_details: str = "detailed"
 
@@ -265,11 +265,11 @@ def plan(body: Mapping[str, Any], api: Api, config: ServerConfig) -> Plan:
     bias = validation.logit_bias(body, switches)
     stops = validation.stop(body, switches)
 
-    prompts = _fit_window(prompts, body, api, switches, config.context_window)
+    # A server with several slots (llama.cpp's --parallel) gives each a share of the window.
+    window = config.context_window // config.slots
+    prompts = _fit_window(prompts, body, api, switches, window)
     longest = max(len(prompt) for prompt in prompts)
-    max_tokens = _max_tokens(
-        body, api, longest, switches, config.context_window, cap=config.max_output_tokens
-    )
+    max_tokens = _max_tokens(body, api, longest, switches, window, cap=config.max_output_tokens)
     if len(prompts) * candidates * max_tokens > GENERATION_BUDGET:
         raise ApiError(
             f"This request asks for more than {GENERATION_BUDGET} generated tokens "
@@ -305,7 +305,7 @@ def plan(body: Mapping[str, Any], api: Api, config: ServerConfig) -> Plan:
         switches.tool_arguments,
         response_format,
         finish_labels=switches.finish_reason,
-        stop_metadata=switches.stop_metadata == "present",
+        stop_metadata=switches.stop_metadata,
     )
 
 
@@ -394,7 +394,9 @@ def _plan_leniently(
     try:
         return plan(fields, api, config), fields
     except _PastTheWindow as past:
-        return _plan_leniently(body, api, dataclasses.replace(config, context_window=past.window))
+        return _plan_leniently(
+            body, api, dataclasses.replace(config, context_window=past.window, slots=1)
+        )
     except ApiError as refusal:
         corrected = _after_refusal(body, refusal, config.switches)
         if corrected is None:

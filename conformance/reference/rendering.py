@@ -106,8 +106,13 @@ def _piece_logprobs(p: Plan, choice: Choice) -> list[dict[str, Any] | None]:
 
 
 def _stop_metadata(p: Plan, choice: Choice) -> dict[str, Any]:
-    """vLLM's per-choice ``stop_reason`` when the switch asks for it (the matched string)."""
-    return {"stop_reason": choice.stop_match} if p.stop_metadata else {}
+    """vLLM's per-choice ``stop_reason`` when the switch asks for it (the matched string),
+    at the top of the choice or nested in an extension object."""
+    if p.stop_metadata == "present":
+        return {"stop_reason": choice.stop_match}
+    if p.stop_metadata == "nested":
+        return {"provider_specific_fields": {"stop_reason": choice.stop_match}}
+    return {}
 
 
 def render_body(
@@ -266,10 +271,17 @@ def render_chunks(
 
 
 def shaped(item: dict[str, Any], switches: Switches) -> dict[str, Any]:
-    """A reply object as the response switches have it: with an extension field, or with
-    ``created`` in a type OpenAI's response types refuse."""
+    """A reply object as the response switches have it: with an extension field, with
+    ``created`` in a type OpenAI's response types refuse, or its choices labelled as the
+    n, prompt_list and finish_chunks switches say."""
     if switches.response_extensions == "present":
         item["x_reference"] = {"server": SERVER_HEADER}
     if switches.response_schema == "invalid":
         item["created"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(item["created"]))
+    merged = switches.n == "merged" or switches.prompt_list == "merged"
+    for choice in item.get("choices") or []:
+        if choice.get("index", 0) > 0 and switches.finish_chunks == "first_choice":
+            choice["finish_reason"] = None
+        if merged:
+            choice["index"] = 0
     return item

@@ -100,7 +100,7 @@ def completion_logprobs(body: Mapping[str, Any], switches: Switches) -> logprobs
 
 
 def prompt_list(prompts: list[list[int]], switches: Switches) -> list[list[int]]:
-    if len(prompts) < 2 or switches.prompt_list == "honour":
+    if len(prompts) < 2 or switches.prompt_list in ("honour", "merged"):
         return prompts
     if switches.prompt_list == "reject":
         raise ApiError(

@@ -35,6 +35,9 @@ class ServerConfig:
     switches: Switches = field(default_factory=Switches)
     #: The toy model's context window in tokens (the reference targets say 256).
     context_window: int = 256
+    #: Slots sharing the window, as llama.cpp's ``--parallel``: each request gets
+    #: ``context_window // slots`` tokens, whatever a target file declares.
+    slots: int = 1
     #: The toy model's output cap: the most tokens one completion may ask for (the reference
     #: targets' max_output_tokens say 192); None for no cap beyond the window.
     max_output_tokens: int | None = 192
@@ -55,6 +58,10 @@ class ServerConfig:
     #: The one model served: ``/v1/models`` lists it, and a request naming another gets what
     #: the unknown_model switch says (by default a 404, as OpenAI answers).
     model: str = "toy"
+    #: The share of temperature-0 requests that diverge after a few tokens (``jitter.py``),
+    #: drawn from a generator seeded with ``jitter_seed`` (None: seeded from the OS).
+    jitter: float = 0.0
+    jitter_seed: int | None = None
 
 
 def _app(config: ServerConfig) -> FaultLayer:

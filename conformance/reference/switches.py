@@ -65,9 +65,10 @@ class Switches(BaseModel):
     """standard: "stop" and "length" as OpenAI documents; nonstandard: a stop-sequence end is
     reported as "eos" (Together's word); mislabelled: every end is reported as "stop"."""
 
-    stop_metadata: Literal["absent", "present"] = "absent"
+    stop_metadata: Literal["absent", "present", "nested"] = "absent"
     """present: each choice carries vLLM's ``stop_reason``, the matched stop string (null when
-    no stop string ended it)."""
+    no stop string ended it); nested: the same inside ``provider_specific_fields``, as
+    LiteLLM passes it on."""
 
     max_tokens: OptionMode = "honour"
     """ignore: ``max_tokens`` is dropped and the default length applies; reject: a 400 for any
@@ -122,8 +123,13 @@ class Switches(BaseModel):
 
     # -- sampling, logprobs and completions
 
-    n: OptionMode = "honour"
-    """``n`` above 1: n choices per prompt, one choice whatever n says, or a 400 for n != 1."""
+    n: Literal["honour", "ignore", "merged", "reject"] = "honour"
+    """``n`` above 1: n choices per prompt, one choice whatever n says, n choices all
+    labelled index 0 (a gateway that merges them), or a 400 for n != 1."""
+
+    finish_chunks: Literal["every_choice", "first_choice"] = "every_choice"
+    """Which choices carry their finish_reason: every one, or choice 0 only (a stream that
+    sends one finish chunk for several choices)."""
 
     seed: Literal["honour", "ignore", "insensitive", "reject"] = "honour"
     """honour: sampling is reproducible per seed; ignore: the seed is dropped (sampling is
@@ -150,9 +156,9 @@ class Switches(BaseModel):
     """Completions' ``suffix``: read after the prompt (so it shapes the text), appended to the
     returned text as it is, dropped, or a 400."""
 
-    prompt_list: Literal["honour", "first_only", "reject"] = "honour"
+    prompt_list: Literal["honour", "first_only", "merged", "reject"] = "honour"
     """A completions prompt that lists several prompts: one choice per prompt, only the
-    first prompt answered, or a 400."""
+    first prompt answered, one choice per prompt all labelled index 0, or a 400."""
 
     # -- end of sampling, logprobs and completions
 

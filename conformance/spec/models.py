@@ -250,6 +250,13 @@ class Target(_Spec):
         description="The most requests in flight to this target at once (per process), "
         "so that a concurrent live run keeps within its rate limits.",
     )
+    attempts: int = Field(
+        default=5,
+        ge=1,
+        le=10,
+        description="The most replies a probe takes of one request whose replies disagree "
+        "(a target that is not deterministic at temperature 0); 1 trusts the first reply.",
+    )
     live_only: bool = Field(
         default=False, description="True where no cassettes are shipped: runs only with a key."
     )

@@ -22,7 +22,6 @@ from conformance.catalog import load
 from conformance.observation import NotApplicable, Observation, ProbeError
 from conformance.probes.client import Endpoint
 from conformance.probes.limits import (
-    Cut,
     both_limits,
     completion_limit,
     decoys,
@@ -34,7 +33,7 @@ from conformance.probes.limits import (
     stop_metadata,
 )
 from conformance.probes.registry import ProbeContext
-from conformance.probes.stop import choose_stop_word
+from conformance.probes.stop import Cut, choose_stop_word
 from conformance.spec import Api, Target
 from tests.conftest import SPECS
 

@@ -54,19 +54,34 @@ def test_stream_choices_are_joined_by_index() -> None:
     assert not found.duplicated
 
 
-def test_a_body_may_not_repeat_an_index() -> None:
+def test_a_body_that_repeats_index_0_has_merged_choices() -> None:
     body = {"choices": [{"index": 0, "text": "a"}, {"index": 0, "text": "b"}]}
     found = choices(_body_reply(body))
     assert found.duplicated == [0]
-    assert classify_choice_count(found, 2) is None
+    assert classify_choice_count(found, 2) == "merged"
+
+
+def test_a_stream_index_that_finishes_twice_has_merged_choices() -> None:
+    reply = _stream_reply(
+        [
+            {"choices": [{"index": 0, "delta": {"content": "a"}, "finish_reason": None}]},
+            {"choices": [{"index": 0, "delta": {"content": "b"}, "finish_reason": "length"}]},
+            {"choices": [{"index": 0, "delta": {"content": "c"}, "finish_reason": "length"}]},
+        ]
+    )
+    found = choices(reply)
+    assert found.merged
+    assert classify_choice_count(found, 2) == "merged"
+    assert classify_prompt_list(found, ("ab", "c")) == "merged"
 
 
 def test_choice_count() -> None:
     two = _set(ChoiceView(0, "a", "length"), ChoiceView(1, "a", "length"))
     assert classify_choice_count(two, 2) == "honoured"
     assert classify_choice_count(_set(ChoiceView(0, "a", "length")), 2) == "ignored"
+    # A choice without finish_reason is still a choice: a failing check says the rest.
     unfinished = _set(ChoiceView(0, "a", "length"), ChoiceView(1, "a", None))
-    assert classify_choice_count(unfinished, 2) is None
+    assert classify_choice_count(unfinished, 2) == "honoured"
     assert classify_choice_count(_set(ChoiceView(1, "a", "stop")), 2) is None
 
 
@@ -180,7 +195,8 @@ def test_prompt_list() -> None:
     swapped = _set(ChoiceView(0, " b"), ChoiceView(1, " a"))
     assert classify_prompt_list(swapped, alone) is None
     assert classify_prompt_list(_set(ChoiceView(0, " a b")), alone) is None
-    assert classify_prompt_list(_set(ChoiceView(0, " a"), duplicated=[0]), alone) is None
+    merged = _set(ChoiceView(0, " a"), duplicated=[0])
+    assert classify_prompt_list(merged, alone) == "merged"
 
 
 # --------------------------------------------------------------------------- the ladder spec
