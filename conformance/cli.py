@@ -350,7 +350,13 @@ def _add_serve(commands: _Commands) -> None:
         metavar="FRACTION",
         help="the share of temperature-0 requests that diverge after a few tokens",
     )
-    serve.add_argument("--jitter-seed", type=int, default=None, metavar="N")
+    serve.add_argument(
+        "--jitter-seed",
+        type=int,
+        default=None,
+        metavar="N",
+        help="seed the jitter's draws, so a run can be repeated (default: a fresh seed)",
+    )
     serve.add_argument(
         "--api-key-env",
         default=None,

@@ -203,7 +203,7 @@ def test_list_names_no_variable_for_a_target_without_a_key(
     assert main(["list", "--specs", str(specs_copy)]) == 0
     out = capsys.readouterr().out
     assert "$None" not in out
-    assert re.search(r"^  keyless .*\(live only\)$", out, re.MULTILINE)
+    assert re.search(r"^  keyless .*\(live only\)  \[\S+keyless.yaml\]$", out, re.MULTILINE)
 
 
 def test_no_pytest_asyncio_warning_opens_a_run(workdir: Path) -> None:
