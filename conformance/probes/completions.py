@@ -131,9 +131,9 @@ def suffix_effect(ctx: ProbeContext) -> Observation:
     """Send the same request without and with ``suffix`` and compare the texts.
 
     A refusal decides at once, and so does the suffix itself at the end of the text. The
-    control must reproduce (``ctx.agreed``), so that a target that is not deterministic at
-    temperature 0 is not taken for one that honours the suffix; once it has shown that it is
-    not, the text with the suffix must reproduce too.
+    control must reproduce (``ctx.agreed``), and so must a text that differs from it (a
+    second reply with the suffix agreeing with the first), so that one reply that diverged at
+    temperature 0 is never taken for a suffix honoured.
     """
     suffix = str(ctx.params["suffix"])
     first_control = ctx.require_ok(ctx.send("control", ctx.body()), "the control request")
@@ -142,7 +142,7 @@ def suffix_effect(ctx: ProbeContext) -> Observation:
         return ctx.observe("rejected", f"suffix was refused with {reply.refusal}")
     control = ctx.agreed("control", ctx.body(), "the repeated control", sent=[first_control])
     outcome = classify_suffix(suffix, control.text, reply.text)
-    if outcome == "honoured" and ctx.unsteady:
+    if outcome == "honoured":
         reply = ctx.agreed(
             "with-suffix", ctx.body(suffix=suffix), "the request with suffix", sent=[reply]
         )

@@ -14,9 +14,9 @@ def option_effect(ctx: ProbeContext) -> Observation:
     """Compare the option's effect with a control request that differs only by the option.
 
     ``effect: text`` looks for a different text; ``effect: usage`` for more completion tokens.
-    A refusal decides at once. Otherwise the control must reproduce (``ctx.agreed``), so that
-    a target that is not deterministic is not mistaken for one that honours the option; and
-    once it has shown that it is not, the option's reply must reproduce too.
+    A refusal decides at once. Otherwise the control must reproduce (``ctx.agreed``), and an
+    effect must reproduce too (a second reply with the option agreeing with the first), so
+    that one reply that diverged is never taken for an option honoured.
     """
     option, effect = str(ctx.params["option"]), str(ctx.params["effect"])
     first_control = ctx.require_ok(ctx.send("control", ctx.body()), "the control request")
@@ -37,7 +37,7 @@ def option_effect(ctx: ProbeContext) -> Observation:
             )
             baseline = _measure(ctx, control, effect)
         measured = _measure(ctx, reply, effect)
-        if measured != baseline and ctx.unsteady:
+        if measured != baseline:
             reply = ctx.agreed(
                 f"with-{option}",
                 body,
