@@ -198,6 +198,7 @@ class Endpoint:
 
     def __post_init__(self) -> None:
         self._deadline = math.inf
+        self._sent: httpx2.Request | None = None
         self._client = self._new_client()
 
     def _new_client(self) -> openai.OpenAI:
@@ -212,7 +213,7 @@ class Endpoint:
             verify=_tls_context(),
             transport=self.transport,
             follow_redirects=False,
-            event_hooks={"response": [self._bound]},
+            event_hooks={"request": [self._note], "response": [self._bound]},
         )
         return openai.OpenAI(
             base_url=self.base_url,
@@ -223,6 +224,11 @@ class Endpoint:
             timeout=self.target.timeout_s,
             http_client=self._http,
         )
+
+    def _note(self, request: httpx2.Request) -> None:
+        """httpx's request hook: the request as it goes out, its credentials added (the
+        request a response names may lack them), for a redirect to repeat."""
+        self._sent = request
 
     def _bound(self, response: httpx2.Response) -> None:
         """httpx's response hook: every body, the SDK's reads of refusals included, is read
@@ -420,12 +426,13 @@ class Endpoint:
             url = http.request.url.join(location)
             if url.origin != http.request.url.origin:
                 raise ProbeError(
-                    f"{moved} to another origin ({redaction.url(str(url.origin))}): not "
+                    f"{moved} to another origin ({_origin(url)}): not "
                     "followed, so that the key goes nowhere but to the target",
                     self.exchanges,
                 )
+            sent = self._sent or http.request
             request = self._http.build_request(
-                http.request.method, url, headers=http.request.headers, content=http.request.content
+                sent.method, url, headers=sent.headers, content=sent.content
             )
             http = self._http.send(request, stream=True)
             try:
@@ -731,7 +738,7 @@ def _exchange(
         kept = SSE_EXCERPT // 2
         omitted = len(sse_lines) - 2 * kept
         sse_lines = [*sse_lines[:kept], f": ... {omitted} lines omitted ...", *sse_lines[-kept:]]
-    if body is not None:
+    if body is not None and not partial:  # a partial body is its first BODY_EXCERPT bytes
         body = clip(body, BODY_EXCERPT)
     return Exchange(
         label=label,
@@ -748,6 +755,10 @@ def _exchange(
 def _excerpt(exchange: Exchange) -> str:
     body = exchange.response.body if exchange.response else None
     return clip(body or "", QUOTE)
+
+
+def _origin(url: httpx2.URL) -> str:
+    return f"{url.scheme}://{url.host}" + (f":{url.port}" if url.port else "")
 
 
 def _after(retries: int) -> str:
