@@ -231,8 +231,8 @@ class Target(_Spec):
     timeout_s: float = Field(
         default=60.0,
         gt=0,
-        description="Seconds one exchange may take, from connecting to the last byte "
-        "(and so the longest wait for any one byte).",
+        description="Seconds one exchange may take: each step (connecting, each read), and "
+        "the whole reply body from the start of the request.",
     )
     max_reply_bytes: int = Field(
         default=8_000_000,
