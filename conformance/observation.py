@@ -87,6 +87,11 @@ class Check(_Record):
     passed: bool
     detail: str
 
+    @field_validator("detail")
+    @classmethod
+    def _bounded(cls, detail: str) -> str:
+        return clip(detail, SUMMARY_LIMIT)
+
 
 class Observation(_Record):
     """A probe's classification of what it saw."""

@@ -15,7 +15,7 @@ import pytest
 
 from conformance.catalog import load
 from conformance.execute import Runner, Settings
-from conformance.observation import SUMMARY_LIMIT, Observation, ProbeError
+from conformance.observation import SUMMARY_LIMIT, Check, Observation, ProbeError
 from conformance.plan import Case
 from conformance.probes.client import BODY_EXCERPT, LINE_EXCERPT, sse_lines
 from conformance.recording import Mode
@@ -148,3 +148,4 @@ def test_summaries_and_reasons_are_cut_with_a_note() -> None:
     summary = Observation(outcome="x", summary=long).summary
     assert summary == "y" * SUMMARY_LIMIT + f"... ({SUMMARY_LIMIT * 4} more characters)"
     assert ProbeError(long).reason == summary
+    assert Check(name="c", passed=False, detail=long).detail == summary
