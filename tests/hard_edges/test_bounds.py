@@ -140,6 +140,7 @@ def test_the_run_goes_on_after_a_fault(server: RunningServer) -> None:
     finally:
         runner.close()
     assert first.verdict is Verdict.ERROR
+    assert "the reply exceeded max_reply_bytes" in first.summary
     assert second.verdict is Verdict.PASS, second.summary
 
 
