@@ -4,12 +4,13 @@ Requests go through the SDK's ``with_streaming_response`` access, so the status,
 raw body and every SSE line are kept next to what was parsed from them. A 4xx is a reply
 (servers refuse things; that is an outcome), except a 429. A 429 or a 5xx (after the
 retries), a timeout, a broken connection or a malformed body is a ProbeError: there is
-nothing to classify.
+nothing to classify. A 5xx, or an error event in a 2xx stream, is a reply only to a probe
+that asks for server failures, and only when a fresh request fails again. Every body is
+read within the target's bounds (``bounds.py``); a 307 or 308 is followed within the origin.
 """
 
 from __future__ import annotations
 
-import codecs
 import contextlib
 import datetime as dt
 import email.utils
@@ -17,12 +18,10 @@ import functools
 import inspect
 import json
 import math
-import re
 import ssl
 import threading
 import time
-import typing
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +39,7 @@ from conformance.observation import (
     Tokens,
     clip,
 )
-from conformance.probes import shape, sse
+from conformance.probes import bounds, shape, sse
 from conformance.spec import Api, Target
 
 #: Long bodies and streams are excerpted in the evidence; classification sees them whole.
@@ -233,8 +232,12 @@ class Endpoint:
     def _bound(self, response: httpx2.Response) -> None:
         """httpx's response hook: every body, the SDK's reads of refusals included, is read
         within the exchange's deadline and the target's size cap."""
-        response.stream = _BoundedStream(
-            response, self.target.max_reply_bytes, self._deadline, self.target.timeout_s
+        response.stream = bounds.BoundedStream(
+            response,
+            self.target.max_reply_bytes,
+            self._deadline,
+            self.target.timeout_s,
+            head=BODY_EXCERPT,
         )
 
     def close(self) -> None:
@@ -391,7 +394,7 @@ class Endpoint:
             except openai.APIStatusError as exc:
                 http = exc.response
             return self._follow(api, http, stream=stream, label=label)
-        except _Exceeded as exc:
+        except bounds.Exceeded as exc:
             # Not retried: the same server would only send as much again.
             self.exchanges.append(_exchange(label, exc.response, partial=True))
             raise ProbeError(f"{label}: {exc}", self.exchanges) from None
@@ -453,11 +456,11 @@ class Endpoint:
         else:
             lines = []
             events = 0
-            for line in sse_lines(http.iter_bytes()):
+            for line in sse.read_lines(http.iter_bytes()):
                 lines.append(line)
                 events += line.startswith("data")
                 if events > self.target.max_sse_events:
-                    raise _Exceeded(
+                    raise bounds.Exceeded(
                         f"the stream exceeded max_sse_events ({self.target.max_sse_events})",
                         http,
                     )
@@ -517,98 +520,10 @@ class Endpoint:
         )
 
 
-class _Exceeded(Exception):
-    """A reply went past one of the target's bounds (time, bytes, events)."""
-
-    def __init__(self, reason: str, response: httpx2.Response) -> None:
-        super().__init__(reason)
-        self.response = response
-
-
-class _BoundedStream(httpx2.SyncByteStream):
-    """A response body that stops at a size cap and a deadline, keeping its first bytes as
-    evidence: a server may send forever, or one byte a second."""
-
-    def __init__(
-        self, response: httpx2.Response, max_bytes: int, deadline: float, timeout_s: float
-    ) -> None:
-        self.response = response
-        self.inner = typing.cast(Iterable[bytes], response.stream)
-        self.max_bytes = max_bytes
-        self.deadline = deadline
-        self.timeout_s = timeout_s
-        self.head = b""
-        self.received = 0
-
-    def __iter__(self) -> Iterator[bytes]:
-        for chunk in self.inner:
-            self.received += len(chunk)
-            if len(self.head) < BODY_EXCERPT:
-                self.head += chunk[: BODY_EXCERPT - len(self.head)]
-            if self.received > self.max_bytes:
-                raise _Exceeded(
-                    f"the reply exceeded max_reply_bytes ({self.max_bytes} bytes)",
-                    self.response,
-                )
-            if time.monotonic() > self.deadline:
-                raise _Exceeded(
-                    f"the exchange exceeded timeout_s ({self.timeout_s:g} s) with "
-                    f"{self.received} bytes received",
-                    self.response,
-                )
-            yield chunk
-
-    def close(self) -> None:
-        """Close the wrapped stream."""
-        close = getattr(self.inner, "close", None)
-        if close is not None:
-            close()
-
-
 @functools.cache
 def _tls_context() -> ssl.SSLContext:
     """The TLS context every endpoint shares, as httpx makes it by default."""
     return httpx2.create_ssl_context()
-
-
-def sse_lines(chunks: Iterable[bytes]) -> Iterator[str]:
-    """The lines of an event stream arriving in ``chunks`` split anywhere, as UTF-8 text.
-
-    Only CRLF, LF and CR end a line, as the SSE format says: a generic line splitter also
-    breaks at U+0085, U+2028 and the like, which JSON may carry raw inside a string. Each
-    piece of text is scanned once, so a line of megabytes without a newline costs what
-    reading it costs.
-    """
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    pending: list[str] = []  # the start of a line not ended yet, in pieces
-    held = ""  # a CR at the end of a piece: perhaps the first half of a CRLF
-    first = True
-    for chunk in _then_none(chunks):
-        final = chunk is None
-        text = held + decoder.decode(chunk or b"", final=final)
-        held = ""
-        if first and text:
-            text = text.removeprefix("\ufeff")  # one leading BOM is not part of the stream
-            first = False
-        if text.endswith("\r") and not final:
-            text, held = text[:-1], "\r"
-        start = 0
-        for match in _LINE_END.finditer(text):
-            yield "".join([*pending, text[start : match.start()]])
-            pending.clear()
-            start = match.end()
-        if start < len(text):
-            pending.append(text[start:])
-    if pending:
-        yield "".join(pending)
-
-
-def _then_none(chunks: Iterable[bytes]) -> Iterator[bytes | None]:
-    yield from chunks
-    yield None  # the end, so the decoder flushes and a last CR ends its line
-
-
-_LINE_END = re.compile(r"\r\n|\r|\n")
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:

@@ -1,13 +1,16 @@
 """A strict reader for the server-sent events of an OpenAI-style stream.
 
 The SDK's own stream parser hides comments, `event:` lines and framing mistakes; a
-conformance suite needs to see them, so streams are read line by line here.
+conformance suite needs to see them, so streams are split into lines (``read_lines``) and
+parsed (``parse``) here.
 """
 
 from __future__ import annotations
 
+import codecs
 import json
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,3 +96,43 @@ def parse(lines: Iterable[str]) -> SseStream:
             # "id" and "retry" carry nothing an OpenAI stream uses; other names are ignored per spec.
     dispatch()
     return stream
+
+
+def read_lines(chunks: Iterable[bytes]) -> Iterator[str]:
+    """The lines of an event stream arriving in ``chunks`` split anywhere, as UTF-8 text.
+
+    Only CRLF, LF and CR end a line, as the SSE format says: a generic line splitter also
+    breaks at U+0085, U+2028 and the like, which JSON may carry raw inside a string. Each
+    piece of text is scanned once, so a line of megabytes without a newline costs what
+    reading it costs.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    pending: list[str] = []  # the start of a line not ended yet, in pieces
+    held = ""  # a CR at the end of a piece: perhaps the first half of a CRLF
+    first = True
+    for chunk in _then_none(chunks):
+        final = chunk is None
+        text = held + decoder.decode(chunk or b"", final=final)
+        held = ""
+        if first and text:
+            text = text.removeprefix("\ufeff")  # one leading BOM is not part of the stream
+            first = False
+        if text.endswith("\r") and not final:
+            text, held = text[:-1], "\r"
+        start = 0
+        for match in _LINE_END.finditer(text):
+            yield "".join([*pending, text[start : match.start()]])
+            pending.clear()
+            start = match.end()
+        if start < len(text):
+            pending.append(text[start:])
+    if pending:
+        yield "".join(pending)
+
+
+def _then_none(chunks: Iterable[bytes]) -> Iterator[bytes | None]:
+    yield from chunks
+    yield None  # the end, so the decoder flushes and a last CR ends its line
+
+
+_LINE_END = re.compile(r"\r\n|\r|\n")

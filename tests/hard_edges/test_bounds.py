@@ -17,7 +17,8 @@ from conformance.catalog import load
 from conformance.execute import Runner, Settings
 from conformance.observation import SUMMARY_LIMIT, Check, Observation, ProbeError
 from conformance.plan import Case
-from conformance.probes.client import BODY_EXCERPT, LINE_EXCERPT, sse_lines
+from conformance.probes.client import BODY_EXCERPT, LINE_EXCERPT
+from conformance.probes.sse import read_lines
 from conformance.recording import Mode
 from conformance.reference.faults import FaultSpec
 from conformance.reference.server import RunningServer, ServerConfig, start
@@ -125,7 +126,7 @@ def test_the_sse_reader_is_linear() -> None:
     line = b"data: " + b"x" * 16_000_000
     chunks = [line[start : start + 16384] for start in range(0, len(line), 16384)]
     started = time.monotonic()
-    lines = list(sse_lines(chunks))
+    lines = list(read_lines(chunks))
     assert time.monotonic() - started < 5  # the quadratic reader took about 11 s
     assert lines == [line.decode()]
 
