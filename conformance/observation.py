@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+#: The longest summary or error reason kept: they quote replies, which a server makes as
+#: long as it likes.
+SUMMARY_LIMIT = 1000
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, with a note of how much was cut."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
 
 
 class _Record(BaseModel):
@@ -76,6 +87,11 @@ class Check(_Record):
     passed: bool
     detail: str
 
+    @field_validator("detail")
+    @classmethod
+    def _bounded(cls, detail: str) -> str:
+        return clip(detail, SUMMARY_LIMIT)
+
 
 class Observation(_Record):
     """A probe's classification of what it saw."""
@@ -86,6 +102,11 @@ class Observation(_Record):
     checks: list[Check] = Field(default_factory=list)
     tokens: Tokens = Field(default_factory=Tokens)
 
+    @field_validator("summary")
+    @classmethod
+    def _bounded(cls, summary: str) -> str:
+        return clip(summary, SUMMARY_LIMIT)
+
 
 class ProbeError(Exception):
     """No observation could be made: a transport failure, a 5xx, a timeout, a malformed reply.
@@ -94,6 +115,7 @@ class ProbeError(Exception):
     """
 
     def __init__(self, reason: str, exchanges: list[Exchange] | None = None) -> None:
+        reason = clip(reason, SUMMARY_LIMIT)
         super().__init__(reason)
         self.reason = reason
         self.exchanges = list(exchanges or [])
@@ -109,6 +131,7 @@ class NotApplicable(Exception):
     def __init__(
         self, reason: str, exchanges: list[Exchange] | None = None, *, warning: str | None = None
     ) -> None:
+        reason = clip(reason, SUMMARY_LIMIT)
         super().__init__(reason)
         self.reason = reason
         self.exchanges = list(exchanges or [])
