@@ -59,8 +59,10 @@ class ProbeContext:
         """Send ``body``; the exchange is kept as evidence.
 
         ``headers`` override the target's own for this request (e.g. a wrong key). With
-        ``server_errors`` a 5xx is a reply to classify rather than an error of the case:
-        for probes whose subject is how a server answers a bad request.
+        ``server_errors`` a server failure (a 5xx, or an error event in a 200 stream) that a
+        fresh request reproduces is a reply to classify rather than an error of the case:
+        for probes whose subject is how a server answers a bad request. One that does not
+        reproduce is an error either way (see ``Endpoint.send``).
         """
         return self.endpoint.send(
             self.api, body, label=label, headers=headers, server_errors=server_errors
