@@ -86,7 +86,7 @@ def test_the_reported_command_no_longer_exits_1(tmp_path: Path, server: RunningS
     completed = conformance(
         "run",
         "--specs",
-        str(REPO / "specs"),
+        str(SPECS),
         "--mode",
         "live",
         "--concurrency",

@@ -10,7 +10,7 @@ from conformance.reference import dialect
 from conformance.reference.server import ServerConfig, start
 from conformance.spec import load_specs
 from tests._cli import conformance
-from tests.conftest import REPO, SPECS
+from tests.conftest import SPECS
 
 KEY = "window-test-key-0123456789"
 
@@ -24,7 +24,7 @@ def test_a_server_with_slots_warns_on_its_target(tmp_path: Path) -> None:
             "--mode",
             "live",
             "--specs",
-            str(REPO / "specs"),
+            str(SPECS),
             "--target",
             "reference-openai",
             "--behavior",
