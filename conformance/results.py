@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 import conformance
 from conformance.observation import Check, Exchange, Tokens
 from conformance.spec import Catalog, Caveat
+from conformance.spec.models import BehaviorId, Name
 from conformance.verdict import Verdict
 
 SCHEMA_VERSION = 1
@@ -35,13 +36,13 @@ class CaseResult(_Result):
     """One case: what was expected, what was observed, the verdict and the evidence."""
 
     id: str = Field(description="The test id, e.g. stop.inclusion[fireworks-chat-stream].")
-    behavior: str
-    target: str
-    api: str
+    behavior: BehaviorId
+    target: Name
+    api: Name
     stream: bool
-    profile: str = Field(description="The profile the target claims.")
-    expected: list[str] | None = Field(description="Acceptable outcomes; null when unknown.")
-    observed: str | None = Field(description="The outcome the probe classified; null if none.")
+    profile: Name = Field(description="The profile the target claims.")
+    expected: list[Name] | None = Field(description="Acceptable outcomes; null when unknown.")
+    observed: Name | None = Field(description="The outcome the probe classified; null if none.")
     verdict: Verdict
     summary: str = Field(
         description="Why: the probe's one-line account, or the error or skip reason."
@@ -65,7 +66,7 @@ class TargetInfo(_Result):
     """A target as it was run."""
 
     title: str
-    profile: str
+    profile: Name
     base_url: str
     models: dict[str, str]
     server_version: str | None = Field(default=None, description="As the server reported it.")
@@ -95,16 +96,16 @@ class BehaviorDoc(_Result):
     """A behavior, for readers of the results."""
 
     title: str
-    family: str
+    family: Name
     description: str
-    outcomes: dict[str, OutcomeDoc]
+    outcomes: dict[Name, OutcomeDoc]
     caveats: list[Caveat] = Field(default_factory=list)
 
 
 class ExpectationDoc(_Result):
     """A profile's expectation, resolved through ``extends``."""
 
-    expected: list[str] | None
+    expected: list[Name] | None
     source: str
     read: dt.date
     quote: str | None = None
@@ -117,8 +118,8 @@ class ProfileDoc(_Result):
 
     title: str
     description: str
-    extends: str | None
-    expectations: dict[str, ExpectationDoc]
+    extends: Name | None
+    expectations: dict[BehaviorId, ExpectationDoc]
 
 
 class Results(_Result):
@@ -126,9 +127,11 @@ class Results(_Result):
 
     schema_version: int = SCHEMA_VERSION
     provenance: Provenance
-    targets: dict[str, TargetInfo]
-    behaviors: dict[str, BehaviorDoc]
-    profiles: dict[str, ProfileDoc]
+    # Names follow the specs' id patterns, so a results file from elsewhere cannot smuggle
+    # markup in as a name (the report builds ids and classes from them).
+    targets: dict[Name, TargetInfo]
+    behaviors: dict[BehaviorId, BehaviorDoc]
+    profiles: dict[Name, ProfileDoc]
     cases: list[CaseResult]
 
     def totals(self) -> dict[str, int]:
@@ -255,5 +258,6 @@ def write(results: Results, path: Path) -> None:
 
 
 def load(path: Path) -> Results:
-    """Read a results file written by ``write``."""
+    """Read a results file written by ``write``; ValueError if it is not one, e.g. when a name
+    does not follow the specs' id pattern."""
     return Results.model_validate_json(path.read_text(encoding="utf-8"))
