@@ -94,26 +94,38 @@ def _filter_css(report: Report) -> str:
     results reaches the style sheet (which is not escaped as HTML is).
     """
     only_diff = "body:has(#only-diff:checked)"
-    rules = [f"{only_diff} tr.behavior {{ display: none; }}"]
+    rules = [f"{only_diff} :is(tr.behavior, tr.family) {{ display: none; }}"]
     for key, name in enumerate(report.filters):
-        chosen = f"body:has(#api-{key}:checked)"
-        rules.append(f"{chosen} .v{key} {{ display: flex; }}")
+        chosen = f":has(#api-{key}:checked)"
+        rules.append(f"body{chosen} .v{key} {{ display: flex; }}")
         if name != ALL:
-            rules.append(f"{chosen} .apif:not(.has-a{key}) {{ display: none; }}")
-            rules.append(f"{chosen} .case-line:not(.api-a{key}) {{ display: none; }}")
-        # "Differences only": a shown target deviates from its claim, or two shown disagree.
-        for target in report.recorded:
-            shown = f":has(#show-t{target.column}:checked)"
+            rules.append(f"body{chosen} .apif:not(.has-a{key}) {{ display: none; }}")
             rules.append(
-                f"{only_diff}{chosen.removeprefix('body')}{shown} "
-                f"tr.behavior:has(> td.t{target.column}.dv{key}) {{ display: table-row; }}"
+                f"body{chosen} .matrix > tbody:not(:has(> .has-a{key})) {{ display: none; }}"
             )
+            rules.append(f"body{chosen} .case-line:not(.api-a{key}) {{ display: none; }}")
+        # "Differences only": a shown target deviates from its claim, or two shown disagree;
+        # a family's label shows with such a row (as :has cannot nest, spelt out apart).
+        shows = [
+            (
+                f":has(#show-t{column}:checked)",
+                f"tr.behavior:has(> td.t{column}.dv{key})",
+                f"tbody:has(> tr.behavior > td.t{column}.dv{key})",
+            )
+            for column in (target.column for target in report.recorded)
+        ]
         pairs = sorted({pair for row in report.rows for pair in row.disagreeing[name]})
-        for a, b in pairs:
-            rules.append(
-                f"{only_diff}{chosen.removeprefix('body')}:has(#show-t{a}:checked)"
-                f":has(#show-t{b}:checked) tr.x{key}-{a}-{b} {{ display: table-row; }}"
+        shows += [
+            (
+                f":has(#show-t{a}:checked):has(#show-t{b}:checked)",
+                f"tr.x{key}-{a}-{b}",
+                f"tbody:has(> tr.x{key}-{a}-{b})",
             )
+            for a, b in pairs
+        ]
+        for shown, row, family in shows:
+            when = f"{only_diff}{chosen}{shown}"
+            rules.append(f"{when} {row}, {when} {family} > tr.family {{ display: table-row; }}")
     # A hidden column collapses (so the header's spans still fit); elsewhere it is gone.
     for target in report.recorded:
         hidden = f"body:has(#show-t{target.column}:not(:checked))"

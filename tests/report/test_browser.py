@@ -304,8 +304,14 @@ def test_differences_only_keeps_the_rows_where_the_shown_targets_disagree(
       document.getElementById("only-diff").checked = true; return true; }})()"""
     )
     rows = set(page.evaluate("t.rows()"))
+    families = page.evaluate(
+        """Array.from(document.querySelectorAll("tr.family")).filter(t.shown)
+        .map((tr) => tr.textContent.trim())"""
+    )
     page.screenshot(artifacts / f"differences-only-{request.node.callspec.id}.png")
     assert rows == _differing(report, api, shown)
+    # A family's label goes with its rows: none is left without one.
+    assert families == [f.name for f in report.families if rows & {r.behavior for r in f.rows}]
     assert rows < everything or (api == ALL and len(shown) == len(report.recorded))
     if shown == {"reference-openai"}:
         assert rows == set()
