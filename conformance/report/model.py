@@ -457,8 +457,9 @@ def _target_columns(
     targets = []
     for column, name in enumerate(names):
         cases = by_target.get(name, [])
+        # A target only cases name (not in the file's targets) has cases to take a claim from.
         info = results.targets.get(name) or TargetInfo(
-            title=name, profile=cases[0].profile if cases else "", base_url="", models={}
+            title=name, profile=cases[0].profile, base_url="", models={}
         )
         counts = Counter(case.verdict.value for case in cases)
         recorded, status, note, command = _status(name, cases)

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -92,6 +93,9 @@ def chromium() -> str:
     return found
 
 
+STARTED = time.time()
+
+
 def artifacts_folder() -> Path:
     """Where the browser tests keep their screenshots for CI: ``$CONFORMANCE_ARTIFACTS``, else
     a folder in the system's temporary folder; never the checkout's reports/."""
@@ -111,5 +115,5 @@ def artifacts() -> Path:
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Say where the screenshots are, so that CI can keep them and a person can look."""
     folder = artifacts_folder()
-    if any(folder.glob("*.png")):
+    if any(shot.stat().st_mtime >= STARTED for shot in folder.glob("*.png")):
         terminalreporter.write_line(f"report screenshots: {folder}")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from conformance.gate import Baseline, BaselineEntry, Kind, evaluate
 from conformance.report.model import ALL, Match, build, match
@@ -131,3 +133,33 @@ def test_baseline_findings_reach_the_cells() -> None:
     cell = next(r for r in report.rows if r.behavior == "stop.inclusion").cells[0]
     assert cell.views[ALL].known == 1
     assert [c.kind for c in cell.cases] == [Kind.KNOWN, None]
+
+
+MIXED = build(
+    results(
+        [
+            case("a", observed="omitted"),
+            case("b", observed="included", verdict=Verdict.OBSERVED),
+            case("c", observed="omitted", stream=True),
+            case("d", observed="rejected"),
+            case("a", "stream.usage", "absent", stream=True, verdict=Verdict.PASS),
+            case("b", "stream.usage", "absent", stream=True, verdict=Verdict.DEVIATION),
+            case("c", "stream.usage", None, stream=True),
+        ]
+    )
+)
+
+
+@given(
+    shown=st.sets(st.sampled_from([t.column for t in MIXED.recorded])),
+    more=st.sets(st.sampled_from([t.column for t in MIXED.recorded])),
+)
+def test_showing_more_targets_never_hides_a_difference(shown: set[int], more: set[int]) -> None:
+    for row in MIXED.rows:
+        for key in MIXED.filters:
+            if row.differs(key, shown):
+                assert row.differs(key, shown | more)
+            if len(shown) < 2 and not any(
+                cell.column in shown and cell.views[key].deviations for cell in row.cells
+            ):
+                assert not row.differs(key, shown)  # one target agrees with itself
