@@ -209,8 +209,17 @@ def test_family_labels_stay_in_view_when_the_matrix_scrolls_sideways(
       }).filter((l) => l.visible);
     })()"""
     )
+    groups = page.evaluate(
+        """(() => { const edge = t.rect(document.querySelector("th.bhead")).right;
+      return Array.from(document.querySelectorAll("thead .grp")).filter((g) =>
+        t.rect(g.closest("th")).right > edge + 40).map((g) => ({name: g.textContent,
+          left: t.rect(g).left, edge: edge, th: t.rect(g.closest("th")).left})); })()"""
+    )
     page.screenshot(artifacts / f"matrix-scrolled-sideways-{width}.png")
     assert labels, "no family label in view"
+    # The column groups' labels ("Documented", "claims openai") stay beside the behaviors too.
+    assert any(g["th"] < g["edge"] for g in groups), "no group is scrolled under the behaviors"
+    assert all(g["left"] >= g["edge"] - 0.5 for g in groups), groups
     for label in labels:
         assert label["scrolled"] > 0
         assert label["box"]["left"] - 0.5 <= label["label"]["left"] <= label["box"]["left"] + 20

@@ -203,8 +203,8 @@ def test_cells_are_coloured_by_the_pair_and_mark_deviations() -> None:
     )
     assert text.count("≠ claim</span>") >= 2  # crab and dune deviate from what they claim
     assert 'class="chip m-neither"' in text
-    assert ">claims openai</div>" in text
-    assert ">claims fireworks</div>" in text
+    assert ">claims openai</span>" in text
+    assert ">claims fireworks</span>" in text
 
 
 def test_earlier_runs_and_the_gate_appear(tmp_path: Path) -> None:
