@@ -25,11 +25,13 @@ class DevToolsError(RuntimeError):
 
 
 class Browser:
-    """One headless Chromium with one page ``width`` by ``height`` CSS pixels, driven through
-    the DevTools protocol. One browser per window size: resizing a page as large as a
+    """One headless Chromium with one page ``width`` by ``height`` CSS pixels (its scripts
+    allowed or not), driven through the DevTools protocol. One browser per window size: resizing a page as large as a
     report can leave Chromium busy for minutes."""
 
-    def __init__(self, chromium: str, width: int, height: int, timeout: float = 60) -> None:
+    def __init__(
+        self, chromium: str, width: int, height: int, *, scripts: bool = True, timeout: float = 60
+    ) -> None:
         self.timeout = timeout
         self._profile = tempfile.TemporaryDirectory(prefix="chromium-profile-")
         commands_read, self._commands = os.pipe()
@@ -66,6 +68,8 @@ class Browser:
             "sessionId"
         ]
         self.send("Page.enable")
+        # Without scripts the page's own never run; the protocol's evaluations still do.
+        self.send("Emulation.setScriptExecutionDisabled", value=not scripts)
 
     def __enter__(self) -> Self:
         return self
@@ -106,13 +110,14 @@ class Browser:
             command["sessionId"] = self._session
         os.write(self._commands, json.dumps(command).encode() + b"\0")
         deadline = time.monotonic() + self.timeout
-        while True:
+        while time.monotonic() < deadline:  # events alone must not keep a command waiting
             message = self._message(deadline)
             if message.get("id") == self._next_id:
                 if "error" in message:
                     raise DevToolsError(f"{method}: {message['error']}")
                 result: dict[str, Any] = message.get("result", {})
                 return result
+        raise DevToolsError(f"{method}: no answer in {self.timeout} s")
 
     def open(self, page: Path) -> None:
         """Load ``page`` and wait until it has loaded."""
@@ -134,7 +139,6 @@ class Browser:
 
     def screenshot(self, path: Path) -> Path:
         """Save what the window shows now as a PNG at ``path``."""
-        self.evaluate("new Promise(requestAnimationFrame)")
         data = self.send("Page.captureScreenshot", format="png")["data"]
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(base64.b64decode(data))

@@ -85,9 +85,10 @@ def wide(replayed: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Repo
 def view(
     request: pytest.FixtureRequest, chromium: str, wide: tuple[Report, Path]
 ) -> Iterator[tuple[Browser, int]]:
-    """The wide report open in a window of each width."""
+    """The wide report open in a window of each width, with its script off: everything
+    checked here must work without JavaScript."""
     width: int = request.param
-    with Browser(chromium, width, HEIGHT) as browser:
+    with Browser(chromium, width, HEIGHT, scripts=False) as browser:
         browser.open(wide[1])
         browser.evaluate(TOOLS)
         yield browser, width
@@ -366,6 +367,7 @@ def test_filters_work_without_the_script(page: Browser, wide: tuple[Report, Path
         .map((th) => th.querySelector(".colname").textContent.trim());
       out.headers = names("th.pcol"); out.targets = names("th.tcol");
       out.diff = t.shown(document.querySelector("#diff .diffrow"));
+      out.buttons = document.querySelectorAll("[data-expand-bar] button").length;
       out.rows = t.rows();
       out.text = document.body.innerText;
       const api = document.querySelector("input[name=api]:not(#api-0)");
@@ -384,6 +386,7 @@ def test_filters_work_without_the_script(page: Browser, wide: tuple[Report, Path
         .map((b) => b.parentElement.textContent.trim());
       return out; })()"""
     )
+    assert measured["buttons"] == 0  # the report's script did not run
     assert measured["diff"], "the OpenAI-vs-Fireworks view is not visible"
     assert {"openai", "fireworks", "fireworks-2026-11"} <= set(measured["shownProfiles"])
     for profile in data.profiles:
