@@ -123,6 +123,7 @@ def test_header_row_and_behavior_column_stay_while_the_matrix_scrolls_both_ways(
         return n ? (n.closest("thead") ? "header" : n.closest("td.bname, tr.family") ?
           "behavior" : n.tagName) : null; };
       return {scrolled: [box.scrollLeft, box.scrollTop], box: b, head: head,
+        nav: t.rect(document.querySelector("nav.toc")).bottom, window: innerHeight,
         bhead: t.rect(document.querySelector("th.bhead")), names: names, rows: rows,
         corner: probe(b.left + 20, head.bottom - 10),
         headerOverCells: probe(b.right - 30, head.bottom - 10),
@@ -131,6 +132,9 @@ def test_header_row_and_behavior_column_stay_while_the_matrix_scrolls_both_ways(
     )
     page.screenshot(artifacts / f"matrix-scrolled-both-ways-{width}.png")
     box, head = measured["box"], measured["head"]
+    # The whole box fits under the page's sticky navigation, so its header can be seen.
+    assert measured["nav"] - 0.5 <= box["top"], measured
+    assert box["bottom"] <= measured["window"] + 0.5, measured
     left, top = measured["scrolled"]
     assert left > 0, "the matrix does not scroll sideways: this check would prove nothing"
     assert top >= 1500
