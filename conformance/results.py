@@ -23,6 +23,7 @@ import conformance
 from conformance import files
 from conformance.observation import Check, Exchange, Tokens
 from conformance.spec import Catalog, Caveat
+from conformance.spec.models import BehaviorId, Name
 from conformance.untrusted import printable
 from conformance.verdict import Verdict
 
@@ -50,13 +51,13 @@ class CaseResult(_Result):
     """One case: what was expected, what was observed, the verdict and the evidence."""
 
     id: str = Field(description="The test id, e.g. stop.inclusion[fireworks-chat-stream].")
-    behavior: str
-    target: str
-    api: str
+    behavior: BehaviorId
+    target: Name
+    api: Name
     stream: bool
-    profile: str = Field(description="The profile the target claims.")
-    expected: list[str] | None = Field(description="Acceptable outcomes; null when unknown.")
-    observed: str | None = Field(description="The outcome the probe classified; null if none.")
+    profile: Name = Field(description="The profile the target claims.")
+    expected: list[Name] | None = Field(description="Acceptable outcomes; null when unknown.")
+    observed: Name | None = Field(description="The outcome the probe classified; null if none.")
     verdict: Verdict
     summary: str = Field(
         description="Why: the probe's one-line account, or the error or skip reason."
@@ -98,7 +99,7 @@ class TargetInfo(_Result):
     """A target as it was run."""
 
     title: str
-    profile: str
+    profile: Name
     base_url: str
     models: dict[str, str]
     server_version: str | None = Field(default=None, description="As the server reported it.")
@@ -133,16 +134,16 @@ class BehaviorDoc(_Result):
     """A behavior, for readers of the results."""
 
     title: str
-    family: str
+    family: Name
     description: str
-    outcomes: dict[str, OutcomeDoc]
+    outcomes: dict[Name, OutcomeDoc]
     caveats: list[Caveat] = Field(default_factory=list)
 
 
 class ExpectationDoc(_Result):
     """A profile's expectation, resolved through ``extends``."""
 
-    expected: list[str] | None
+    expected: list[Name] | None
     source: str
     read: dt.date
     quote: str | None = None
@@ -155,8 +156,8 @@ class ProfileDoc(_Result):
 
     title: str
     description: str
-    extends: str | None
-    expectations: dict[str, ExpectationDoc]
+    extends: Name | None
+    expectations: dict[BehaviorId, ExpectationDoc]
 
 
 class MergedRun(_Result):
@@ -175,9 +176,11 @@ class Results(_Result):
 
     schema_version: int = SCHEMA_VERSION
     provenance: Provenance
-    targets: dict[str, TargetInfo]
-    behaviors: dict[str, BehaviorDoc]
-    profiles: dict[str, ProfileDoc]
+    # Names follow the specs' id patterns, so a results file from elsewhere cannot smuggle
+    # markup in as a name (the report builds ids and classes from them).
+    targets: dict[Name, TargetInfo]
+    behaviors: dict[BehaviorId, BehaviorDoc]
+    profiles: dict[Name, ProfileDoc]
     cases: list[CaseResult]
     runs: list[MergedRun] = Field(
         default_factory=list,

@@ -87,26 +87,52 @@ def _csp(script: str) -> str:
 
 
 def _filter_css(report: Report) -> str:
-    """The rules behind the CSS-only filters: one per API choice and per target checkbox."""
-    rules = []
-    for key in (ALL, *report.apis):
-        rules.append(f"body:has(#api-{key}:checked) .v-{key} {{ display: flex; }}")
-        if key != ALL:
-            rules.append(f"body:has(#api-{key}:checked) .apif:not(.has-{key}) {{ display: none; }}")
+    """The rules behind the CSS-only filters.
+
+    Targets, profiles and API choices go by their index, never by name, so nothing from the
+    results reaches the style sheet (which is not escaped as HTML is).
+    """
+    only_diff = "body:has(#only-diff:checked)"
+    rules = [f"{only_diff} :is(tr.behavior, tr.family) {{ display: none; }}"]
+    for key, name in enumerate(report.filters):
+        chosen = f":has(#api-{key}:checked)"
+        rules.append(f"body{chosen} .v{key} {{ display: flex; }}")
+        if name != ALL:
+            rules.append(f"body{chosen} .apif:not(.has-a{key}) {{ display: none; }}")
             rules.append(
-                f"body:has(#api-{key}:checked) .case-line:not(.api-{key}) {{ display: none; }}"
+                f"body{chosen} .matrix > tbody:not(:has(> .has-a{key})) {{ display: none; }}"
             )
-        rules.append(
-            f"body:has(#only-diff:checked):has(#api-{key}:checked) "
-            f"tr.behavior:not(.differs-{key}) {{ display: none; }}"
-        )
+            rules.append(f"body{chosen} .case-line:not(.api-a{key}) {{ display: none; }}")
+        # "Differences only": a shown target deviates from its claim, or two shown disagree;
+        # a family's label shows with such a row (as :has cannot nest, spelt out apart).
+        shows = [
+            (
+                f":has(#show-t{column}:checked)",
+                f"tr.behavior:has(> td.t{column}.dv{key})",
+                f"tbody:has(> tr.behavior > td.t{column}.dv{key})",
+            )
+            for column in (target.column for target in report.recorded)
+        ]
+        pairs = sorted({pair for row in report.rows for pair in row.disagreeing[name]})
+        shows += [
+            (
+                f":has(#show-t{a}:checked):has(#show-t{b}:checked)",
+                f"tr.x{key}-{a}-{b}",
+                f"tbody:has(> tr.x{key}-{a}-{b})",
+            )
+            for a, b in pairs
+        ]
+        for shown, row, family in shows:
+            when = f"{only_diff}{chosen}{shown}"
+            rules.append(f"{when} {row}, {when} {family} > tr.family {{ display: table-row; }}")
+    # A hidden column collapses (so the header's spans still fit); elsewhere it is gone.
     for target in report.recorded:
+        hidden = f"body:has(#show-t{target.column}:not(:checked))"
+        rules.append(f"{hidden} col.t{target.column} {{ visibility: collapse; }}")
+        rules.append(f"{hidden} .t{target.column}:not(.matrix *) {{ display: none; }}")
+    for index, _ in enumerate(report.profiles):
         rules.append(
-            f"body:has(#show-t{target.column}:not(:checked)) .t{target.column} {{ display: none; }}"
-        )
-    for profile in report.profiles:
-        rules.append(
-            f"body:has(#show-p-{profile.name}:not(:checked)) .p-{profile.name} {{ display: none; }}"
+            f"body:has(#show-p{index}:not(:checked)) col.p{index} {{ visibility: collapse; }}"
         )
     return "\n".join(rules)
 

@@ -10,6 +10,7 @@ column of blanks. The two documented profiles the cells are coloured against are
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -118,6 +119,13 @@ class CellView:
         """Whether no case of this cell applies under the filter."""
         return not self.chips
 
+    @property
+    def outcomes(self) -> frozenset[str]:
+        """The outcomes observed under the filter (errors and skips are none)."""
+        return frozenset(
+            chip.label for chip in self.chips if chip.match not in (Match.ERROR, Match.SKIPPED)
+        )
+
 
 @dataclass(frozen=True)
 class Cell:
@@ -135,6 +143,7 @@ class ProfileCell:
     """What one profile documents for one behavior."""
 
     profile: str
+    column: int  # the profile's position among the report's profile columns
     anchor: str
     doc: ExpectationDoc
     chips: list[Chip]
@@ -149,12 +158,21 @@ class Row:
     profiles: list[ProfileCell]
     cells: list[Cell]
     apis: list[str]
-    differs: dict[str, bool]
+    #: By API filter: the pairs of target columns whose observed outcomes differ.
+    disagreeing: dict[str, list[tuple[int, int]]]
     pair_differs: bool
 
     def profile(self, name: str) -> ProfileCell | None:
         """This row's cell for profile ``name``."""
         return next((cell for cell in self.profiles if cell.profile == name), None)
+
+    def differs(self, key: str, shown: Iterable[int]) -> bool:
+        """Whether the ``shown`` target columns disagree with each other or with their claim
+        under API filter ``key``: what "differences only" keeps."""
+        shown = set(shown)
+        if any(a in shown and b in shown for a, b in self.disagreeing[key]):
+            return True
+        return any(cell.column in shown and cell.views[key].deviations for cell in self.cells)
 
 
 @dataclass(frozen=True)
@@ -236,6 +254,16 @@ class Report:
     def rows(self) -> list[Row]:
         """Every row, family by family."""
         return [row for family in self.families for row in family.rows]
+
+    @property
+    def filters(self) -> list[str]:
+        """The API filter's choices: every API, then each API."""
+        return [ALL, *self.apis]
+
+    def key(self, api: str) -> int:
+        """The index of the API filter's choice ``api``: the page's ids and classes use it,
+        so that no name from the results ever reaches the style sheet."""
+        return self.filters.index(api)
 
     @property
     def diff(self) -> list[Row]:
@@ -360,17 +388,168 @@ def _summarise(views: Iterable[CaseView]) -> CellView:
     )
 
 
-def _differs(cells: list[Cell], key: str) -> bool:
-    """Whether the observed targets disagree (or any deviates or errs) under filter ``key``."""
-    seen = set()
-    for cell in cells:
-        view = cell.views[key]
-        if view.deviations or view.errors:
-            return True
-        outcomes = frozenset(chip.label for chip in view.chips if chip.match is not Match.SKIPPED)
-        if outcomes:
-            seen.add(outcomes)
-    return len(seen) > 1
+def _disagreeing(cells: list[Cell], key: str) -> list[tuple[int, int]]:
+    """The pairs of target columns whose observed outcomes differ under API filter ``key``."""
+    observed = [(cell.column, cell.views[key].outcomes) for cell in cells]
+    return [
+        (a, b)
+        for (a, left), (b, right) in itertools.combinations(observed, 2)
+        if left and right and left != right
+    ]
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What every row of one report needs from the run and its context."""
+
+    results: Results
+    pair: tuple[str, str]
+    profile_names: list[str]
+    targets: list[TargetColumn]
+    by_target: dict[str, list[CaseResult]]
+    apis: list[str]
+    changed: set[str]
+    history: dict[str, list[tuple[str, str]]]
+    kinds: dict[str, Kind]
+    raised: dict[tuple[str, str], list[tuple[str, str, str]]]
+
+    def expected(self, profile: str, behavior: str) -> list[str] | None:
+        """What ``profile`` documents for ``behavior``; None when unknown."""
+        return _expected(self.results, profile, behavior)
+
+    def match(self, outcome: str, behavior: str) -> Match:
+        """Which side of the pair documents ``outcome`` for ``behavior``."""
+        return match(
+            outcome, self.expected(self.pair[0], behavior), self.expected(self.pair[1], behavior)
+        )
+
+
+def _profile_columns(results: Results, pair: tuple[str, str]) -> list[ProfileColumn]:
+    """The pair first, then every other documented profile by name."""
+    names = [name for name in pair if name in results.profiles] + sorted(
+        name for name in results.profiles if name not in pair
+    )
+    claimed = {info.profile for info in results.targets.values()}
+    claimed |= {case.profile for case in results.cases}
+    return [
+        ProfileColumn(
+            name,
+            results.profiles[name].title,
+            results.profiles[name].extends,
+            Match.LEFT if name == pair[0] else Match.RIGHT if name == pair[1] else None,
+            shown=name in pair or name in claimed or results.profiles[name].extends == pair[1],
+        )
+        for name in names
+    ]
+
+
+def _target_columns(
+    results: Results, profile_names: list[str], by_target: dict[str, list[CaseResult]]
+) -> list[TargetColumn]:
+    """Every target, grouped by the profile it claims (in column order), then by name."""
+    order = {name: index for index, name in enumerate(profile_names)}
+
+    def claimed(name: str) -> int:
+        info = results.targets.get(name)
+        return order.get(info.profile if info else "", len(order))
+
+    names = sorted(set(results.targets) | set(by_target), key=lambda n: (claimed(n), n))
+    targets = []
+    for column, name in enumerate(names):
+        cases = by_target.get(name, [])
+        # A target only cases name (not in the file's targets) has cases to take a claim from.
+        info = results.targets.get(name) or TargetInfo(
+            title=name, profile=cases[0].profile, base_url="", models={}
+        )
+        counts = Counter(case.verdict.value for case in cases)
+        recorded, status, note, command = _status(name, cases)
+        targets.append(
+            TargetColumn(
+                name,
+                column,
+                info,
+                {verdict.value: counts[verdict.value] for verdict in Verdict},
+                recorded,
+                status,
+                note,
+                command,
+                _extensions(cases),
+                token_totals(cases).get(name, Tokens()),
+            )
+        )
+    return targets
+
+
+def _profile_cells(run: _Run, behavior: str, doc: BehaviorDoc) -> list[ProfileCell]:
+    """What each profile that says anything documents for ``behavior``."""
+    cells = []
+    for column, name in enumerate(run.profile_names):
+        expectation = run.results.profiles[name].expectations.get(behavior)
+        if expectation is None:
+            continue
+        chips = [
+            Chip(
+                outcome,
+                run.match(outcome, behavior),
+                meaning=doc.outcomes[outcome].meaning if outcome in doc.outcomes else "",
+            )
+            for outcome in expectation.expected or []
+        ]
+        cells.append(
+            ProfileCell(name, column, anchor("doc", f"{name}/{behavior}"), expectation, chips)
+        )
+    return cells
+
+
+def _case_view(run: _Run, case: CaseResult) -> CaseView:
+    return CaseView(
+        case=case,
+        anchor=anchor("case", case.id),
+        variant=variant_label(case.api, case.stream),
+        chip=_chip(case, run.results, run.pair),
+        kind=run.kinds.get(case.id),
+        history=run.history.get(case.id, []),
+        changed=case.id in run.changed,
+        caveats=[
+            text
+            for source, outcome, text in run.raised.get((case.target, case.api), [])
+            if outcome == case.observed and source != case.behavior
+        ],
+    )
+
+
+def _cell(run: _Run, target: TargetColumn, behavior: str) -> Cell:
+    """What ``target`` did for ``behavior``, over its APIs and variants."""
+    mine = sorted(
+        (c for c in run.by_target.get(target.name, []) if c.behavior == behavior),
+        key=lambda c: (c.api, c.stream),
+    )
+    views = [_case_view(run, case) for case in mine]
+    summaries = {ALL: _summarise(views)}
+    for api in run.apis:
+        summaries[api] = _summarise(view for view in views if view.case.api == api)
+    return Cell(
+        target.name, target.column, anchor("cell", f"{target.name}/{behavior}"), views, summaries
+    )
+
+
+def _row(run: _Run, behavior: str) -> Row:
+    """One behavior across the documented profiles and the recorded targets."""
+    doc = run.results.behaviors.get(behavior) or BehaviorDoc(
+        title=behavior, family=behavior.split(".", maxsplit=1)[0], description="", outcomes={}
+    )
+    cells = [_cell(run, target, behavior) for target in run.targets if target.recorded]
+    left, right = run.expected(run.pair[0], behavior), run.expected(run.pair[1], behavior)
+    return Row(
+        behavior=behavior,
+        doc=doc,
+        profiles=_profile_cells(run, behavior, doc),
+        cells=cells,
+        apis=sorted({case.api for case in run.results.cases if case.behavior == behavior}),
+        disagreeing={key: _disagreeing(cells, key) for key in (ALL, *run.apis)},
+        pair_differs=(None if left is None else set(left))
+        != (None if right is None else set(right)),
+    )
 
 
 def build(
@@ -382,155 +561,41 @@ def build(
 ) -> Report:
     """The report's view of ``results`` (``previous``: earlier runs, oldest first)."""
     pair = _pair(results, pair)
-    profile_names = [name for name in pair if name in results.profiles] + sorted(
-        name for name in results.profiles if name not in pair
-    )
-    claimed = {info.profile for info in results.targets.values()}
-    claimed |= {case.profile for case in results.cases}
-    profiles = [
-        ProfileColumn(
-            name,
-            results.profiles[name].title,
-            results.profiles[name].extends,
-            Match.LEFT if name == pair[0] else Match.RIGHT if name == pair[1] else None,
-            shown=name in pair or name in claimed or results.profiles[name].extends == pair[1],
-        )
-        for name in profile_names
-    ]
+    profiles = _profile_columns(results, pair)
     by_target: dict[str, list[CaseResult]] = {}
     for case in results.cases:
         by_target.setdefault(case.target, []).append(case)
-    order = {name: index for index, name in enumerate(profile_names)}
-    names = sorted(
-        set(results.targets) | set(by_target),
-        key=lambda n: (
-            order.get(results.targets[n].profile if n in results.targets else "", len(order)),
-            n,
-        ),
-    )
-    targets = []
-    for column, name in enumerate(names):
-        cases = by_target.get(name, [])
-        info = results.targets.get(name) or TargetInfo(
-            title=name,
-            profile=cases[0].profile if cases else "",
-            base_url="",
-            models={},
-        )
-        counts = {verdict.value: 0 for verdict in Verdict}
-        for case in cases:
-            counts[case.verdict.value] += 1
-        recorded, status, note, command = _status(name, cases)
-        targets.append(
-            TargetColumn(
-                name,
-                column,
-                info,
-                counts,
-                recorded,
-                status,
-                note,
-                command,
-                _extensions(cases),
-                token_totals(cases).get(name, Tokens()),
-            )
-        )
-
     comparison = compare(previous[-1], results) if previous else None
-    changed = {change.id for change in comparison.cases} if comparison else set()
     history: dict[str, list[tuple[str, str]]] = {}
-    for run in previous:
-        for case in run.cases:
-            history.setdefault(case.id, []).append((_run_label(run), _state(case)))
-    kinds = {finding.case.id: finding.kind for finding in gate.findings} if gate else {}
-
-    raised = _raised_caveats(results)
-    apis = sorted({case.api for case in results.cases})
+    for earlier in previous:
+        for case in earlier.cases:
+            history.setdefault(case.id, []).append((_run_label(earlier), _state(case)))
+    run = _Run(
+        results=results,
+        pair=pair,
+        profile_names=[profile.name for profile in profiles],
+        targets=_target_columns(results, [profile.name for profile in profiles], by_target),
+        by_target=by_target,
+        apis=sorted({case.api for case in results.cases}),
+        changed={change.id for change in comparison.cases} if comparison else set(),
+        history=history,
+        kinds={finding.case.id: finding.kind for finding in gate.findings} if gate else {},
+        raised=_raised_caveats(results),
+    )
     behaviors = list(results.behaviors) + sorted(
         {case.behavior for case in results.cases} - set(results.behaviors)
     )
     families: dict[str, list[Row]] = {}
     for behavior in behaviors:
-        doc = results.behaviors.get(behavior) or BehaviorDoc(
-            title=behavior, family=behavior.split(".")[0], description="", outcomes={}
-        )
-        profile_cells = []
-        for name in profile_names:
-            expectation = results.profiles[name].expectations.get(behavior)
-            if expectation is None:
-                continue
-            chips = [
-                Chip(
-                    outcome,
-                    match(
-                        outcome,
-                        _expected(results, pair[0], behavior),
-                        _expected(results, pair[1], behavior),
-                    ),
-                    meaning=doc.outcomes[outcome].meaning if outcome in doc.outcomes else "",
-                )
-                for outcome in expectation.expected or []
-            ]
-            profile_cells.append(
-                ProfileCell(name, anchor("doc", f"{name}/{behavior}"), expectation, chips)
-            )
-        cells = []
-        for target in targets:
-            if not target.recorded:
-                continue
-            mine = sorted(
-                (c for c in by_target.get(target.name, []) if c.behavior == behavior),
-                key=lambda c: (c.api, c.stream),
-            )
-            views = [
-                CaseView(
-                    case=case,
-                    anchor=anchor("case", case.id),
-                    variant=variant_label(case.api, case.stream),
-                    chip=_chip(case, results, pair),
-                    kind=kinds.get(case.id),
-                    history=history.get(case.id, []),
-                    changed=case.id in changed,
-                    caveats=[
-                        text
-                        for source, outcome, text in raised.get((case.target, case.api), [])
-                        if outcome == case.observed and source != case.behavior
-                    ],
-                )
-                for case in mine
-            ]
-            summaries = {ALL: _summarise(views)}
-            for api in apis:
-                summaries[api] = _summarise(view for view in views if view.case.api == api)
-            cells.append(
-                Cell(
-                    target.name,
-                    target.column,
-                    anchor("cell", f"{target.name}/{behavior}"),
-                    views,
-                    summaries,
-                )
-            )
-        row_apis = sorted({case.api for case in results.cases if case.behavior == behavior})
-        left, right = _expected(results, pair[0], behavior), _expected(results, pair[1], behavior)
-        row = Row(
-            behavior=behavior,
-            doc=doc,
-            profiles=profile_cells,
-            cells=cells,
-            apis=row_apis,
-            differs={key: _differs(cells, key) for key in (ALL, *apis)},
-            pair_differs=(None if left is None else set(left))
-            != (None if right is None else set(right)),
-        )
-        families.setdefault(doc.family, []).append(row)
+        row = _row(run, behavior)
+        families.setdefault(row.doc.family, []).append(row)
     return Report(
         results=results,
         pair=pair,
         profiles=profiles,
-        targets=targets,
+        targets=run.targets,
         families=[Family(name, rows) for name, rows in families.items()],
-        apis=apis,
+        apis=run.apis,
         previous=list(previous),
         comparison=comparison,
         gate=gate,

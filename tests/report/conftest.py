@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+import time
 from pathlib import Path
 
 import pytest
@@ -32,7 +32,8 @@ FLAGS = (
 
 @pytest.fixture(scope="session")
 def replayed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The reports folder of a default replay of every shipped cassette."""
+    """The reports folder of the README's first command: a replay of every shipped cassette,
+    gated by the shipped baseline."""
     where = tmp_path_factory.mktemp("replay")
     completed = subprocess.run(
         [
@@ -44,6 +45,8 @@ def replayed(tmp_path_factory: pytest.TempPathFactory) -> Path:
             str(SPECS),
             "--cassettes",
             str(REPO / "cassettes"),
+            "--baseline",
+            str(REPO / "cassettes" / "baseline.yaml"),
             "--report-dir",
             str(where / "reports"),
         ],
@@ -90,28 +93,27 @@ def chromium() -> str:
     return found
 
 
-def browse(
-    chromium: str, url: str, *arguments: str, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    """Run headless Chromium once on ``url`` with a fresh profile."""
-    with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
-        return subprocess.run(
-            [chromium, *FLAGS, f"--user-data-dir={profile}", *arguments, url],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+STARTED = time.time()
 
 
-def dump_dom(chromium: str, page: Path, extra: Sequence[str] = ()) -> str:
-    """The DOM of ``page`` after its scripts ran."""
-    completed = browse(
-        chromium,
-        page.resolve().as_uri(),
-        "--virtual-time-budget=5000",
-        "--dump-dom",
-        *extra,
-    )
-    assert completed.returncode == 0, completed.stderr[-2000:]
-    return completed.stdout
+def artifacts_folder() -> Path:
+    """Where the browser tests keep their screenshots for CI: ``$CONFORMANCE_ARTIFACTS``, else
+    a folder in the system's temporary folder; never the checkout's reports/."""
+    base = os.environ.get("CONFORMANCE_ARTIFACTS") or Path(tempfile.gettempdir()) / "conformance"
+    return (Path(base) / "report-screenshots").resolve()
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    """The screenshot folder (see ``artifacts_folder``), made."""
+    folder = artifacts_folder()
+    assert not folder.is_relative_to((REPO / "reports").resolve()), folder
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say where the screenshots are, so that CI can keep them and a person can look."""
+    folder = artifacts_folder()
+    if any(shot.stat().st_mtime >= STARTED for shot in folder.glob("*.png")):
+        terminalreporter.write_line(f"report screenshots: {folder}")

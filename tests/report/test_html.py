@@ -144,10 +144,18 @@ def test_markup_in_results_is_escaped() -> None:
     made = results(
         [
             case("acme", summary=evil, evidence=[exchange(evil), exchange(sse=[evil])]),
-            case(f"acme{evil}", observed="included"),
+            case("acme", observed="included", stream=True),
         ],
         titles={"acme": evil},
         server_versions={"acme": evil},
+    )
+    # A target name no results file can carry (load refuses it): escaping must hold anyway.
+    sneaky = f"acme{evil}"
+    made = made.model_copy(
+        update={
+            "cases": [made.cases[0], made.cases[1].model_copy(update={"target": sneaky})],
+            "targets": {**made.targets, sneaky: made.targets["acme"]},
+        }
     )
     text = report_html.render(made)
     assert "<script>alert" not in text
@@ -155,6 +163,24 @@ def test_markup_in_results_is_escaped() -> None:
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
     ids = Page(text).ids
     assert all(re.fullmatch(r"[A-Za-z0-9_.-]+", value) for value in ids)
+
+
+def test_the_style_sheet_holds_no_name_from_the_results() -> None:
+    marker = "zz</style><meta http-equiv=refresh content=0>"
+    made = results([case("acme"), case("bolt", observed="included", profile="fireworks")])
+    made = made.model_copy(
+        update={
+            "profiles": {f"{name}{marker}": doc for name, doc in made.profiles.items()},
+            "cases": [c.model_copy(update={"api": f"chat{marker}"}) for c in made.cases],
+        }
+    )
+    text = report_html.render(made)
+    style = text[text.index("<style>") : text.index("</style>")]
+    assert "zz" not in style
+    assert "acme" not in style
+    assert "bolt" not in style
+    assert "<meta http-equiv=refresh" not in text
+    assert f"chat{marker}".replace("<", "&lt;").replace(">", "&gt;") in text  # shown, as text
 
 
 def test_cells_are_coloured_by_the_pair_and_mark_deviations() -> None:
@@ -168,16 +194,17 @@ def test_cells_are_coloured_by_the_pair_and_mark_deviations() -> None:
     )
     text = report_html.render(made)
     assert (
-        'class="chip m-left" title="Generation stops at the stop word, and the stop word is not'
+        'class="chip m-left" title="omitted (OpenAI): Generation stops at the stop word, and the'
         in text
     )
     assert (
-        'class="chip m-right" title="Generation stops at the stop word, and the text ends' in text
+        'class="chip m-right" title="included (Fireworks): Generation stops at the stop word, and'
+        in text
     )
     assert text.count("≠ claim</span>") >= 2  # crab and dune deviate from what they claim
     assert 'class="chip m-neither"' in text
-    assert "Observed · claims openai" in text
-    assert "Observed · claims fireworks" in text
+    assert ">claims openai</span>" in text
+    assert ">claims fireworks</span>" in text
 
 
 def test_earlier_runs_and_the_gate_appear(tmp_path: Path) -> None:
@@ -261,11 +288,14 @@ def test_a_raised_caveat_is_shown_beside_the_outcomes_it_qualifies() -> None:
 
 def test_documented_profiles_beyond_the_pair_and_the_claims_start_hidden() -> None:
     text = report_html.render(results([case("acme", profile="openai")]))
-    shown = set(re.findall(r'id="show-p-([a-z0-9_-]+)" checked', text))
-    listed = set(re.findall(r'id="show-p-([a-z0-9_-]+)"', text))
+    boxes = re.findall(r'<input type="checkbox" id="show-p(\d+)"( checked)?> ([a-z0-9_-]+)<', text)
+    shown = {name for _, checked, name in boxes if checked}
+    listed = {name: int(index) for index, _, name in boxes}
     assert shown == {"openai", "fireworks", "fireworks-2026-11"}
-    assert {"groq", "ollama", "vllm-docs"} <= listed - shown
-    # Each one's column and cells go with its box.
-    assert "body:has(#show-p-groq:not(:checked)) .p-groq { display: none; }" in text
-    assert 'class="pcol p-groq"' in text
-    assert 'class="pcell p-groq"' in text
+    assert {"groq", "ollama", "vllm-docs"} <= listed.keys() - shown
+    # Each one's column goes with its box (by its index: no name reaches the style sheet).
+    groq = listed["groq"]
+    assert f"body:has(#show-p{groq}:not(:checked)) col.p{groq} {{ visibility: collapse; }}" in text
+    assert f'<col class="pc p{groq}">' in text
+    assert f'class="pcol p{groq}"' in text
+    assert f'class="pcell p{groq}"' in text

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from conformance.gate import Baseline, BaselineEntry, Kind, evaluate
 from conformance.report.model import ALL, Match, build, match
@@ -56,8 +58,9 @@ def test_a_cell_sums_up_its_apis_and_variants() -> None:
         "completions · no stream",
         "completions · stream",
     ]
-    assert row.differs[ALL]  # a deviation and an error
-    assert not row.differs["chat"]
+    assert row.differs(ALL, [cell.column])  # a deviation
+    assert not row.differs("chat", [cell.column])
+    assert not row.differs(ALL, [])  # a hidden target says nothing
 
 
 def test_columns_come_from_the_results_not_from_names() -> None:
@@ -92,14 +95,24 @@ def test_targets_agreeing_do_not_differ_and_disagreeing_do() -> None:
         [
             case("a", observed="omitted"),
             case("b", observed="omitted"),
-            case("a", "stream.usage", "absent", stream=True),
-            case("b", "stream.usage", "extra_chunk", stream=True, verdict=Verdict.PASS),
+            case("c", observed="included", verdict=Verdict.OBSERVED),
+            case("a", "stream.usage", "absent", stream=True, verdict=Verdict.PASS),
+            case("b", "stream.usage", "absent", stream=True, verdict=Verdict.DEVIATION),
+            case("c", "stream.usage", None, stream=True),
         ]
     )
-    rows = {row.behavior: row for row in build(made).rows}
-    assert not rows["stop.inclusion"].differs[ALL]
-    assert rows["stream.usage"].differs[ALL]
-    assert rows["stop.inclusion"].pair_differs  # openai and fireworks document different things
+    report = build(made)
+    rows = {row.behavior: row for row in report.rows}
+    a, b, c = (next(t.column for t in report.recorded if t.name == n) for n in "abc")
+    stop = rows["stop.inclusion"]
+    assert stop.disagreeing[ALL] == [tuple(sorted((a, c))), tuple(sorted((b, c)))]
+    assert not stop.differs(ALL, [a, b])  # the shown targets agree, and as they claim
+    assert stop.differs(ALL, [a, c])
+    assert stop.pair_differs  # openai and fireworks document different things
+    usage = rows["stream.usage"]
+    assert not usage.differs(ALL, [a, c])  # an error alone is no difference
+    assert usage.differs(ALL, [b])  # b deviates from the profile it claims
+    assert usage.differs("chat", [a, b])
 
 
 def test_the_pair_falls_back_when_a_profile_is_missing() -> None:
@@ -120,3 +133,33 @@ def test_baseline_findings_reach_the_cells() -> None:
     cell = next(r for r in report.rows if r.behavior == "stop.inclusion").cells[0]
     assert cell.views[ALL].known == 1
     assert [c.kind for c in cell.cases] == [Kind.KNOWN, None]
+
+
+MIXED = build(
+    results(
+        [
+            case("a", observed="omitted"),
+            case("b", observed="included", verdict=Verdict.OBSERVED),
+            case("c", observed="omitted", stream=True),
+            case("d", observed="rejected"),
+            case("a", "stream.usage", "absent", stream=True, verdict=Verdict.PASS),
+            case("b", "stream.usage", "absent", stream=True, verdict=Verdict.DEVIATION),
+            case("c", "stream.usage", None, stream=True),
+        ]
+    )
+)
+
+
+@given(
+    shown=st.sets(st.sampled_from([t.column for t in MIXED.recorded])),
+    more=st.sets(st.sampled_from([t.column for t in MIXED.recorded])),
+)
+def test_showing_more_targets_never_hides_a_difference(shown: set[int], more: set[int]) -> None:
+    for row in MIXED.rows:
+        for key in MIXED.filters:
+            if row.differs(key, shown):
+                assert row.differs(key, shown | more)
+            if len(shown) < 2 and not any(
+                cell.column in shown and cell.views[key].deviations for cell in row.cells
+            ):
+                assert not row.differs(key, shown)  # one target agrees with itself
