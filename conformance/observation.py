@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+#: The longest summary or error reason kept: they quote replies, which a server makes as
+#: long as it likes.
+SUMMARY_LIMIT = 1000
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, with a note of how much was cut."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
 
 
 class _Record(BaseModel):
@@ -86,6 +97,11 @@ class Observation(_Record):
     checks: list[Check] = Field(default_factory=list)
     tokens: Tokens = Field(default_factory=Tokens)
 
+    @field_validator("summary")
+    @classmethod
+    def _bounded(cls, summary: str) -> str:
+        return clip(summary, SUMMARY_LIMIT)
+
 
 class ProbeError(Exception):
     """No observation could be made: a transport failure, a 5xx, a timeout, a malformed reply.
@@ -94,6 +110,7 @@ class ProbeError(Exception):
     """
 
     def __init__(self, reason: str, exchanges: list[Exchange] | None = None) -> None:
+        reason = clip(reason, SUMMARY_LIMIT)
         super().__init__(reason)
         self.reason = reason
         self.exchanges = list(exchanges or [])
@@ -107,6 +124,7 @@ class NotApplicable(Exception):
     """
 
     def __init__(self, reason: str, exchanges: list[Exchange] | None = None) -> None:
+        reason = clip(reason, SUMMARY_LIMIT)
         super().__init__(reason)
         self.reason = reason
         self.exchanges = list(exchanges or [])

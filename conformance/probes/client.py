@@ -21,6 +21,7 @@ import re
 import ssl
 import threading
 import time
+import typing
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,13 +32,24 @@ from openai.resources.chat.completions import Completions as ChatCompletions
 from openai.resources.completions import Completions
 
 from conformance import redaction
-from conformance.observation import Exchange, ProbeError, RequestRecord, ResponseRecord, Tokens
+from conformance.observation import (
+    Exchange,
+    ProbeError,
+    RequestRecord,
+    ResponseRecord,
+    Tokens,
+    clip,
+)
 from conformance.probes import shape, sse
 from conformance.spec import Api, Target
 
 #: Long bodies and streams are excerpted in the evidence; classification sees them whole.
 BODY_EXCERPT = 4000
 SSE_EXCERPT = 200
+#: The longest SSE line kept in the evidence (a server may send megabytes without a newline).
+LINE_EXCERPT = 2000
+#: How much of a reply an error reason quotes.
+QUOTE = 200
 
 _SDK_PARAMS = {
     Api.CHAT: frozenset(inspect.signature(ChatCompletions.create).parameters) - {"self"},
@@ -50,6 +62,9 @@ _SDK_CONTROLS = frozenset({"extra_headers", "extra_query", "extra_body", "timeou
 RETRY_STATUSES = frozenset({429, 503})
 #: The first backoff when the server gives no Retry-After; it doubles with each retry.
 BACKOFF_S = 0.5
+#: Redirects that keep a POST's method and body, as the SDK follows them; others are errors.
+KEPT_REDIRECTS = frozenset({307, 308})
+MAX_REDIRECTS = 5
 
 
 @dataclass
@@ -63,8 +78,24 @@ class Reply:
 
     @property
     def ok(self) -> bool:
-        """True for a 2xx."""
-        return self.status < 300
+        """True for a 2xx, unless its stream ended in an error event."""
+        return self.status < 300 and self.stream_error is None
+
+    @property
+    def stream_error(self) -> dict[str, Any] | None:
+        """The error event a 2xx stream carried, if any."""
+        return self.stream.error if self.stream is not None else None
+
+    @property
+    def failure(self) -> str | None:
+        """How the server failed: a 5xx, or an error event in a 2xx stream; None otherwise."""
+        after = _after(self.exchange.retries)
+        if self.status >= 500:
+            return f"server error {self.status}{after}: {_excerpt(self.exchange)}"
+        if self.stream_error is not None:
+            event = clip(json.dumps(self.stream_error), QUOTE)
+            return f"the {self.status} stream carried an error event{after}: {event}"
+        return None
 
     @property
     def chunks(self) -> list[dict[str, Any]]:
@@ -100,8 +131,9 @@ class Reply:
 
     @property
     def error(self) -> dict[str, Any]:
-        """The error object of a refused request (OpenAI's envelope, or the whole body)."""
-        body = self.body or {}
+        """The error object of a refused request or of a stream's error event (OpenAI's
+        envelope, or the whole body or event)."""
+        body = self.stream_error or self.body or {}
         error = body.get("error")
         return error if isinstance(error, dict) else body
 
@@ -110,6 +142,8 @@ class Reply:
         """How the server refused, for summaries: the status and the error's code (or type),
         e.g. ``400 context_length_exceeded``; the status alone where the code only repeats it."""
         code = str(self.error.get("code") or self.error.get("type") or "")
+        if self.stream_error is not None:
+            return f"an error event {code} in a {self.status} stream".replace("  ", " ")
         return f"{self.status} {code}" if code and code != str(self.status) else str(self.status)
 
     @property
@@ -163,12 +197,24 @@ class Endpoint:
     exchanges: list[Exchange] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self._deadline = math.inf
+        self._sent: httpx2.Request | None = None
         self._client = self._new_client()
 
     def _new_client(self) -> openai.OpenAI:
         # The SDK's own retries would hide resets and 5xx from the evidence; the suite decides.
         headers = self.target.headers if self.headers is None else self.headers
         query = self.target.query if self.query is None else self.query
+        # Redirects are followed here, not by httpx, which would send a target's own key
+        # headers to another origin (it strips Authorization only).
+        self._http = openai.DefaultHttpxClient(
+            # One TLS context for the process: loading the CA bundle for every case's client
+            # costs more than a replayed case itself.
+            verify=_tls_context(),
+            transport=self.transport,
+            follow_redirects=False,
+            event_hooks={"request": [self._note], "response": [self._bound]},
+        )
         return openai.OpenAI(
             base_url=self.base_url,
             api_key=self.api_key,
@@ -176,9 +222,19 @@ class Endpoint:
             default_query=dict(query) or None,
             max_retries=0,
             timeout=self.target.timeout_s,
-            # One TLS context for the process: loading the CA bundle for every case's client
-            # costs more than a replayed case itself.
-            http_client=openai.DefaultHttpxClient(verify=_tls_context(), transport=self.transport),
+            http_client=self._http,
+        )
+
+    def _note(self, request: httpx2.Request) -> None:
+        """httpx's request hook: the request as it goes out, its credentials added (the
+        request a response names may lack them), for a redirect to repeat."""
+        self._sent = request
+
+    def _bound(self, response: httpx2.Response) -> None:
+        """httpx's response hook: every body, the SDK's reads of refusals included, is read
+        within the exchange's deadline and the target's size cap."""
+        response.stream = _BoundedStream(
+            response, self.target.max_reply_bytes, self._deadline, self.target.timeout_s
         )
 
     def close(self) -> None:
@@ -204,10 +260,49 @@ class Endpoint:
         (``best_of`` on chat, provider extensions) are sent through ``extra_body``.
         A 429, a 503 or a broken connection is retried up to ``target.retries`` times, after
         a backoff that honours Retry-After (capped at ``target.max_retry_wait_s``); then it
-        is a ProbeError, like any other 5xx, timeout or malformed reply. The number of
-        retries is kept in the exchange. ``headers`` are sent on top of the target's own;
-        with ``server_errors`` a 5xx (after the retries) is returned as a reply too.
+        is a ProbeError, like a timeout or a malformed reply. The number of retries is kept
+        in the exchange. ``headers`` are sent on top of the target's own.
+
+        A server failure (a 5xx after the retries, or an error event in a 2xx stream) is a
+        ProbeError too, unless ``server_errors`` asks for it as a reply to classify; even
+        then only when a fresh request fails the same way: a transient fault is never an
+        outcome.
         """
+        reply = self._send(api, params, label=label, headers=headers)
+        failure = reply.failure
+        if failure is None:
+            return reply
+        if not server_errors:
+            raise ProbeError(f"{label}: {failure}", self.exchanges)
+        # The confirming request goes on a fresh connection, as a new client's would.
+        self._client.close()
+        self._client = self._new_client()
+        try:
+            again = self._send(api, params, label=f"{label} (confirming)", headers=headers)
+        except self.fatal:
+            # A replay whose cassette was recorded before failures were confirmed.
+            raise ProbeError(
+                f"{label}: {failure}; the recording holds no fresh request to confirm it, "
+                "so it cannot be told from a transient fault (re-record the case)",
+                self.exchanges,
+            ) from None
+        if again.failure is None:
+            raise ProbeError(
+                f"{label}: {failure}, which a fresh request did not reproduce (it got "
+                f"{again.status}): a transient fault",
+                self.exchanges,
+            )
+        return again
+
+    def _send(
+        self,
+        api: Api,
+        params: dict[str, Any],
+        *,
+        label: str,
+        headers: Mapping[str, str] | None,
+    ) -> Reply:
+        """One request, retried after a 429, a 503 or a reset; a 429 that stays raises."""
         body = {"model": self.model(api), **params}
         known = {k: v for k, v in body.items() if k in _SDK_PARAMS[api] and k not in _SDK_CONTROLS}
         extra = {k: v for k, v in body.items() if k not in known}
@@ -255,15 +350,10 @@ class Endpoint:
         reply.exchange.tokens = reply.tokens() if reply.ok else Tokens()
         reply.exchange.duration_s = round(time.monotonic() - started, 4)
         self.exchanges.append(reply.exchange)
-        after = f" after {_count(retries, 'retry', 'retries')}" if retries else ""
         if reply.status == 429:
             # Not a refusal of what was asked: a probe must not read it as "rejected".
             raise ProbeError(
-                f"{label}: rate limited (429){after}: {_excerpt(reply.exchange)}", self.exchanges
-            )
-        if reply.status >= 500 and not server_errors:
-            raise ProbeError(
-                f"{label}: server error {reply.status}{after}: {_excerpt(reply.exchange)}",
+                f"{label}: rate limited (429){_after(retries)}: {_excerpt(reply.exchange)}",
                 self.exchanges,
             )
         return reply
@@ -288,48 +378,23 @@ class Endpoint:
         label: str,
         headers: Mapping[str, str] | None = None,
     ) -> Reply:
+        self._deadline = time.monotonic() + self.target.timeout_s
         try:
-            with resource.with_streaming_response.create(
-                **known, extra_body=extra or None, extra_headers=dict(headers) if headers else None
-            ) as response:
-                http = response.http_response
-                if stream:
-                    lines = list(sse_lines(response.iter_bytes()))
-                    exchange = _exchange(label, http, sse_lines=lines)
-                    try:
-                        parsed = sse.parse(lines)
-                    # A JSON payload can also fail as too deep or as a too long integer.
-                    except (ValueError, RecursionError) as exc:
-                        self.exchanges.append(exchange)
-                        raise ProbeError(
-                            f"{label}: malformed stream: {exc}", self.exchanges
-                        ) from None
-                    # A stream whose every choice finished is complete without [DONE] (the
-                    # SDK reads it to the end too; stream.framing tells it apart); one that
-                    # stops before that was cut off.
-                    if not parsed.done and not _every_choice_finished(parsed):
-                        self.exchanges.append(exchange)
-                        raise ProbeError(
-                            f"{label}: the stream ended without data: [DONE] before every "
-                            "choice finished",
-                            self.exchanges,
-                        )
-                    reply = Reply(http.status_code, exchange, stream=parsed)
-                else:
-                    raw = response.read().decode("utf-8", errors="replace")
-                    exchange = _exchange(label, http, body=raw)
-                    reply = Reply(http.status_code, exchange, body=self._json(raw, exchange, label))
-                if reply.ok:
-                    problem = _malformed(reply)
-                    if problem:
-                        self.exchanges.append(exchange)
-                        raise ProbeError(f"{label}: malformed reply: {problem}", self.exchanges)
-                    exchange.shape = (
-                        shape.check(api, reply.chunks, chunks=True)
-                        if stream
-                        else shape.check(api, [reply.body or {}], chunks=False)
-                    )
-                return reply
+            try:
+                with resource.with_streaming_response.create(
+                    **known,
+                    extra_body=extra or None,
+                    extra_headers=dict(headers) if headers else None,
+                ) as response:
+                    http = response.http_response
+                    return self._read(api, http, stream=stream, label=label)
+            except openai.APIStatusError as exc:
+                http = exc.response
+            return self._follow(api, http, stream=stream, label=label)
+        except _Exceeded as exc:
+            # Not retried: the same server would only send as much again.
+            self.exchanges.append(_exchange(label, exc.response, partial=True))
+            raise ProbeError(f"{label}: {exc}", self.exchanges) from None
         except httpx2.TimeoutException as exc:
             # The status line came, then the body stalled: handled like any timeout.
             raise openai.APITimeoutError(request=exc.request) from exc
@@ -339,17 +404,99 @@ class Endpoint:
         except httpx2.HTTPError as exc:
             # A body that cannot be decoded (a bad content-encoding) is malformed, not a reset.
             raise ProbeError(f"{label}: unreadable body: {exc}", self.exchanges) from None
-        except openai.APIStatusError as exc:
-            raw = exc.response.text
-            exchange = _exchange(label, exc.response, body=raw)
-            return Reply(exc.status_code, exchange, body=_json_or_none(raw))
+
+    def _follow(self, api: Api, http: httpx2.Response, *, stream: bool, label: str) -> Reply:
+        """The reply to a request the server did not answer with a 2xx: a refusal, or where
+        a 307 or 308 sends it, within the same origin and for at most MAX_REDIRECTS hops.
+        Every hop is kept as evidence."""
+        reply = self._read(api, http, stream=stream, label=label)
+        for _ in range(MAX_REDIRECTS + 1):
+            if not 300 <= reply.status < 400:
+                return reply
+            moved = f"{label}: redirected ({reply.status})"
+            location = http.headers.get("location")
+            reply.exchange.label = f"{label} (redirected)"
+            self.exchanges.append(reply.exchange)
+            if reply.status not in KEPT_REDIRECTS or not location:
+                raise ProbeError(
+                    f"{moved} to {location!r}: only a 307 or 308 with a location keeps the "
+                    "request as it was, so the redirect is not followed",
+                    self.exchanges,
+                )
+            url = http.request.url.join(location)
+            if url.origin != http.request.url.origin:
+                raise ProbeError(
+                    f"{moved} to another origin ({_origin(url)}): not "
+                    "followed, so that the key goes nowhere but to the target",
+                    self.exchanges,
+                )
+            sent = self._sent or http.request
+            request = self._http.build_request(
+                sent.method, url, headers=sent.headers, content=sent.content
+            )
+            http = self._http.send(request, stream=True)
+            try:
+                reply = self._read(api, http, stream=stream, label=label)
+            finally:
+                http.close()
+        raise ProbeError(f"{label}: more than {MAX_REDIRECTS} redirects", self.exchanges)
+
+    def _read(self, api: Api, http: httpx2.Response, *, stream: bool, label: str) -> Reply:
+        """Read and parse ``http``'s body, within the target's bounds; a 2xx must be a
+        well-formed completion (or a stream that ended in an error event)."""
+        if not (stream and http.status_code < 300):
+            raw = http.read().decode("utf-8", errors="replace")
+            exchange = _exchange(label, http, body=raw)
+            if http.status_code >= 300:
+                return Reply(http.status_code, exchange, body=_json_or_none(raw))
+            reply = Reply(http.status_code, exchange, body=self._json(raw, exchange, label))
+        else:
+            lines = []
+            events = 0
+            for line in sse_lines(http.iter_bytes()):
+                lines.append(line)
+                events += line.startswith("data")
+                if events > self.target.max_sse_events:
+                    raise _Exceeded(
+                        f"the stream exceeded max_sse_events ({self.target.max_sse_events})",
+                        http,
+                    )
+            exchange = _exchange(label, http, sse_lines=lines)
+            try:
+                parsed = sse.parse(lines)
+            # A JSON payload can also fail as too deep or as a too long integer.
+            except (ValueError, RecursionError) as exc:
+                self.exchanges.append(exchange)
+                raise ProbeError(f"{label}: malformed stream: {exc}", self.exchanges) from None
+            reply = Reply(http.status_code, exchange, stream=parsed)
+            if parsed.error is not None:
+                return reply  # a server failure after its 200: send() judges it
+            # A stream whose every choice finished is complete without [DONE] (the SDK reads
+            # it to the end too; stream.framing tells it apart); one that stops before that
+            # was cut off.
+            if not parsed.done and not _every_choice_finished(parsed):
+                self.exchanges.append(exchange)
+                raise ProbeError(
+                    f"{label}: the stream ended without data: [DONE] before every choice finished",
+                    self.exchanges,
+                )
+        problem = _malformed(reply)
+        if problem:
+            self.exchanges.append(exchange)
+            raise ProbeError(f"{label}: malformed reply: {problem}", self.exchanges)
+        exchange.shape = (
+            shape.check(api, reply.chunks, chunks=True)
+            if stream
+            else shape.check(api, [reply.body or {}], chunks=False)
+        )
+        return reply
 
     def _json(self, raw: str, exchange: Exchange, label: str) -> dict[str, Any]:
         parsed = _json_or_none(raw)
         if parsed is None:
             self.exchanges.append(exchange)
             raise ProbeError(
-                f"{label}: the body is not a JSON object: {raw[:120]!r}", self.exchanges
+                f"{label}: the body is not a JSON object: {clip(raw, QUOTE)!r}", self.exchanges
             )
         return parsed
 
@@ -370,6 +517,54 @@ class Endpoint:
         )
 
 
+class _Exceeded(Exception):
+    """A reply went past one of the target's bounds (time, bytes, events)."""
+
+    def __init__(self, reason: str, response: httpx2.Response) -> None:
+        super().__init__(reason)
+        self.response = response
+
+
+class _BoundedStream(httpx2.SyncByteStream):
+    """A response body that stops at a size cap and a deadline, keeping its first bytes as
+    evidence: a server may send forever, or one byte a second."""
+
+    def __init__(
+        self, response: httpx2.Response, max_bytes: int, deadline: float, timeout_s: float
+    ) -> None:
+        self.response = response
+        self.inner = typing.cast(Iterable[bytes], response.stream)
+        self.max_bytes = max_bytes
+        self.deadline = deadline
+        self.timeout_s = timeout_s
+        self.head = b""
+        self.received = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self.inner:
+            self.received += len(chunk)
+            if len(self.head) < BODY_EXCERPT:
+                self.head += chunk[: BODY_EXCERPT - len(self.head)]
+            if self.received > self.max_bytes:
+                raise _Exceeded(
+                    f"the reply exceeded max_reply_bytes ({self.max_bytes} bytes)",
+                    self.response,
+                )
+            if time.monotonic() > self.deadline:
+                raise _Exceeded(
+                    f"the exchange exceeded timeout_s ({self.timeout_s:g} s) with "
+                    f"{self.received} bytes received",
+                    self.response,
+                )
+            yield chunk
+
+    def close(self) -> None:
+        """Close the wrapped stream."""
+        close = getattr(self.inner, "close", None)
+        if close is not None:
+            close()
+
+
 @functools.cache
 def _tls_context() -> ssl.SSLContext:
     """The TLS context every endpoint shares, as httpx makes it by default."""
@@ -380,24 +575,32 @@ def sse_lines(chunks: Iterable[bytes]) -> Iterator[str]:
     """The lines of an event stream arriving in ``chunks`` split anywhere, as UTF-8 text.
 
     Only CRLF, LF and CR end a line, as the SSE format says: a generic line splitter also
-    breaks at U+0085, U+2028 and the like, which JSON may carry raw inside a string.
+    breaks at U+0085, U+2028 and the like, which JSON may carry raw inside a string. Each
+    piece of text is scanned once, so a line of megabytes without a newline costs what
+    reading it costs.
     """
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    buffer = ""
+    pending: list[str] = []  # the start of a line not ended yet, in pieces
+    held = ""  # a CR at the end of a piece: perhaps the first half of a CRLF
     first = True
     for chunk in _then_none(chunks):
         final = chunk is None
-        buffer += decoder.decode(chunk or b"", final=final)
-        if first and buffer:
-            buffer = buffer.removeprefix("\ufeff")  # one leading BOM is not part of the stream
+        text = held + decoder.decode(chunk or b"", final=final)
+        held = ""
+        if first and text:
+            text = text.removeprefix("\ufeff")  # one leading BOM is not part of the stream
             first = False
-        while match := _LINE_END.search(buffer):
-            if match.group() == "\r" and match.end() == len(buffer) and not final:
-                break  # perhaps the first half of a CRLF split across two chunks
-            yield buffer[: match.start()]
-            buffer = buffer[match.end() :]
-    if buffer:
-        yield buffer
+        if text.endswith("\r") and not final:
+            text, held = text[:-1], "\r"
+        start = 0
+        for match in _LINE_END.finditer(text):
+            yield "".join([*pending, text[start : match.start()]])
+            pending.clear()
+            start = match.end()
+        if start < len(text):
+            pending.append(text[start:])
+    if pending:
+        yield "".join(pending)
 
 
 def _then_none(chunks: Iterable[bytes]) -> Iterator[bytes | None]:
@@ -517,13 +720,26 @@ def _exchange(
     *,
     body: str | None = None,
     sse_lines: list[str] | None = None,
+    partial: bool = False,
 ) -> Exchange:
+    """The exchange as evidence, long bodies, streams and lines excerpted; ``partial``:
+    what arrived of a body cut short by a bound (its first bytes)."""
+    if partial:
+        head = getattr(http.stream, "head", b"")
+        received = getattr(http.stream, "received", len(head))
+        text = head.decode("utf-8", errors="replace") + (
+            f"... (cut after {received} bytes)" if received > len(head) else ""
+        )
+        streamed = http.headers.get("content-type", "").startswith("text/event-stream")
+        body, sse_lines = (None, text.split("\n")) if streamed else (text, None)
+    if sse_lines is not None:
+        sse_lines = [clip(line, LINE_EXCERPT) for line in sse_lines]
     if sse_lines is not None and len(sse_lines) > SSE_EXCERPT:
         kept = SSE_EXCERPT // 2
         omitted = len(sse_lines) - 2 * kept
         sse_lines = [*sse_lines[:kept], f": ... {omitted} lines omitted ...", *sse_lines[-kept:]]
-    if body is not None and len(body) > BODY_EXCERPT:
-        body = body[:BODY_EXCERPT] + f"... ({len(body) - BODY_EXCERPT} more characters)"
+    if body is not None and not partial:  # a partial body is its first BODY_EXCERPT bytes
+        body = clip(body, BODY_EXCERPT)
     return Exchange(
         label=label,
         request=_request_record(http.request),
@@ -538,7 +754,15 @@ def _exchange(
 
 def _excerpt(exchange: Exchange) -> str:
     body = exchange.response.body if exchange.response else None
-    return (body or "")[:200]
+    return clip(body or "", QUOTE)
+
+
+def _origin(url: httpx2.URL) -> str:
+    return f"{url.scheme}://{url.host}" + (f":{url.port}" if url.port else "")
+
+
+def _after(retries: int) -> str:
+    return f" after {_count(retries, 'retry', 'retries')}" if retries else ""
 
 
 def _count(number: int, one: str, many: str) -> str:

@@ -99,7 +99,7 @@ def invalid_value(ctx: ProbeContext) -> Observation:
     if reply.ok:
         return ctx.observe("accepted", f"{invalid} was accepted ({reply.status})")
     summary = f"{invalid} was refused with {reply.refusal}"
-    if reply.status >= 500:
+    if reply.failure:
         return ctx.observe("server_error", summary)
     outcome = {400: "bad_request", 422: "unprocessable"}.get(reply.status)
     if outcome is None:
@@ -149,7 +149,7 @@ def prompt_overflow(ctx: ProbeContext) -> Observation:
     sent = round(once + (count - 1) * per_unit)
     reply = ctx.send("overflowing-prompt", _text_body(ctx, unit * count), server_errors=True)
     about = f"a prompt of about {sent} tokens ({count} x {unit!r}) against a window of {window}"
-    if reply.status >= 500:
+    if reply.failure:
         return ctx.observe("server_error", f"{about}: {reply.status}")
     if not reply.ok:
         code = reply.error.get("code")

@@ -220,7 +220,7 @@ def _short(value: Any) -> str:
 
 
 def _refused(ctx: ProbeContext, reply: Reply, what: str) -> Observation:
-    outcome = "server_error" if reply.status >= 500 else "rejected"
+    outcome = "server_error" if reply.failure else "rejected"
     return ctx.observe(outcome, f"{what} was refused with {reply.refusal}")
 
 

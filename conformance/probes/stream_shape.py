@@ -24,22 +24,28 @@ class Framing:
     #: Field lines other than data, by field name (event, id, retry, or any other name).
     fields: Counter[str]
     done: bool
+    #: ``data: null`` events.
+    nulls: int = 0
 
     @property
     def outcome(self) -> str:
-        """strict, comments, event_fields or done_missing, the larger departure first: a
-        client that waits for [DONE] never ends, one that reads fields may misread events."""
+        """strict, comments, event_fields, null_events or done_missing, the larger departure
+        first: a client that waits for [DONE] never ends, one that reads every data line as a
+        chunk meets a null, one that reads fields may misread events."""
         if not self.done:
             return "done_missing"
+        if self.nulls:
+            return "null_events"
         if self.fields:
             return "event_fields"
         return "comments" if self.comments else "strict"
 
 
-def framing(lines: Iterable[str], comments: int, *, done: bool = True) -> Framing:
+def framing(lines: Iterable[str], comments: int, *, done: bool = True, nulls: int = 0) -> Framing:
     """The framing of a stream from its SSE lines; ``comments`` is the reader's own count
-    (the evidence may stand an excerpt marker, itself a comment line, for omitted lines)
-    and ``done`` whether it read data: [DONE]."""
+    (the evidence may stand an excerpt marker, itself a comment line, for omitted lines),
+    ``done`` whether it read data: [DONE] and ``nulls`` how many data: null events it
+    skipped."""
     fields: Counter[str] = Counter()
     for line in lines:
         if line == "" or line.startswith(":"):
@@ -47,10 +53,13 @@ def framing(lines: Iterable[str], comments: int, *, done: bool = True) -> Framin
         name = line.partition(":")[0]
         if name != "data":
             fields[name] += 1
-    return Framing(comments=comments, fields=fields, done=done)
+    return Framing(comments=comments, fields=fields, done=done, nulls=nulls)
 
 
-@probe("stream_framing", outcomes={"strict", "comments", "event_fields", "done_missing"})
+@probe(
+    "stream_framing",
+    outcomes={"strict", "comments", "event_fields", "null_events", "done_missing"},
+)
 def stream_framing(ctx: ProbeContext) -> Observation:
     """Stream one request and classify the lines around its data lines, and its end.
 
@@ -61,11 +70,12 @@ def stream_framing(ctx: ProbeContext) -> Observation:
     assert reply.stream is not None  # a streamed 2xx always has one
     response = reply.exchange.response
     lines = (response.sse or []) if response is not None else []
-    found = framing(lines, reply.stream.comments, done=reply.stream.done)
+    found = framing(lines, reply.stream.comments, done=reply.stream.done, nulls=reply.stream.nulls)
     names = ", ".join(f"{name}: x{count}" for name, count in sorted(found.fields.items()))
     summary = (
         f"{len(reply.chunks)} data events, {found.comments} comment line(s)"
         + (f", other fields {names}" if names else "")
+        + (f", {found.nulls} data: null event(s) skipped" if found.nulls else "")
         + ("; [DONE] last" if found.done else "; no [DONE] after the last finish_reason")
     )
     return ctx.observe(found.outcome, summary)

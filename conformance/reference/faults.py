@@ -12,7 +12,16 @@ app (whose semantics know nothing of it) and, by ``FaultSpec``, makes completion
 - ``truncated_stream``: a streamed reply ends cleanly after some events, without ``[DONE]``;
 - ``malformed_chunk``: a streamed reply carries a ``data:`` line that is not JSON;
 - ``keep_alive``: SSE comment lines before every event (not a fault: clients must cope);
-- ``slow_first_byte``: the reply starts only after ``delay_s``.
+- ``slow_first_byte``: the reply starts only after ``delay_s``;
+- ``error_event``: a streamed reply (a 200) ends with an SSE error event after some events;
+- ``trickle``: the reply is sent one byte at a time, ``delay_s`` apart;
+- ``endless_stream``: a streamed reply repeats one of its events until the client leaves;
+- ``long_line``: a streamed reply sends a data line of ``size`` bytes with no line end;
+- ``huge_body``: a 200 whose JSON body is ``size`` bytes long;
+- ``redirect_307``, ``redirect_308``: the request is sent on to the same path with
+  ``?again=1``, which is then answered;
+- ``redirect_loop``: every request is sent on again, ``?again=2``, ``?again=3``...;
+- ``redirect_away``: the request is sent on (307) to ``location``, another origin.
 
 Stream faults change only ``text/event-stream`` replies. ``after`` and ``times`` choose
 which requests fault, so a test can fault the third request of a probe, or only the first
@@ -48,14 +57,41 @@ FaultKind = Literal[
     "malformed_chunk",
     "keep_alive",
     "slow_first_byte",
+    "error_event",
+    "trickle",
+    "endless_stream",
+    "long_line",
+    "huge_body",
+    "redirect_307",
+    "redirect_308",
+    "redirect_loop",
+    "redirect_away",
 ]
 #: Every fault, "none" excluded.
 FAULTS: tuple[str, ...] = typing.get_args(FaultKind)[1:]
-STREAM_FAULTS = frozenset({"reset_mid_stream", "truncated_stream", "malformed_chunk", "keep_alive"})
+STREAM_FAULTS = frozenset(
+    {
+        "reset_mid_stream",
+        "truncated_stream",
+        "malformed_chunk",
+        "keep_alive",
+        "error_event",
+        "endless_stream",
+        "long_line",
+    }
+)
+REDIRECT_FAULTS = frozenset({"redirect_307", "redirect_308", "redirect_loop", "redirect_away"})
 
 #: What ``malformed_chunk`` inserts: a data line whose JSON is cut short.
 MALFORMED_LINE = b'data: {"choices": [{"index": 0, "delta": {"content": "x"}\n\n'
 KEEP_ALIVE = b": keep-alive\n\n"
+#: What ``error_event`` ends a stream with, as OpenAI's API sends a failure after its 200.
+ERROR_EVENT = (
+    b'data: {"error": {"message": "The server had an error while processing your request.", '
+    b'"type": "server_error", "param": null, "code": "server_error"}}\n\n'
+)
+#: How much of a long body or line is handed to the server at once.
+PIECE = 65536
 ECHO_HEADER = b"x-served-for"
 
 
@@ -75,6 +111,12 @@ class FaultSpec(BaseModel):
     delay_s: float = Field(default=1.0, ge=0, description="slow_first_byte's delay.")
     events: int = Field(
         default=2, ge=0, description="Stream faults: SSE events sent before the fault."
+    )
+    size: int = Field(
+        default=16_000_000, ge=0, description="long_line's and huge_body's length in bytes."
+    )
+    location: str = Field(
+        default="http://127.0.0.1:9/v1/chat/completions", description="redirect_away's target."
     )
 
     def applies(self, index: int) -> bool:
@@ -124,6 +166,13 @@ def reset(scope: Scope) -> None:
 # --------------------------------------------------------------------------- the layer
 
 
+def connected(scope: Scope) -> bool:
+    """True while the client of ``scope``'s request is still connected (uvicorn drops what
+    is sent after it left without a word, so endless senders ask)."""
+    transport = _TRANSPORTS.get((_key(scope.get("server")), _key(scope.get("client"))))
+    return transport is not None and not transport.is_closing()
+
+
 def kind_is_immediate(kind: str) -> bool:
     """True for a fault that acts on any request; stream faults act only on streamed replies."""
     return kind not in STREAM_FAULTS
@@ -169,6 +218,9 @@ class FaultLayer:
             send = _echoing(send, credential)
         spec = self.spec
         active = False
+        if scope.get("method") == "POST" and _redirected_here(scope, spec):
+            await self.app(scope, receive, send)  # the redirect's own target: answered
+            return
         if scope.get("method") == "POST":
             active = spec.applies(self.requests)
             self.requests += 1
@@ -210,6 +262,14 @@ class FaultLayer:
             body = await _drain(receive)
             await asyncio.sleep(spec.delay_s)
             await self.app(scope, _replaying(body, receive), send)
+        elif kind == "trickle":
+            await self.app(scope, receive, _trickling(send, scope, spec.delay_s))
+        elif kind == "huge_body":
+            await _drain(receive)
+            await _huge_body(send, scope, spec.size)
+        elif kind in REDIRECT_FAULTS:
+            await _drain(receive)
+            await _redirect(send, scope, spec)
         else:
             fault = _StreamFault(spec, scope, send, self._count_fault)
             await self.app(scope, receive, fault.send)
@@ -294,6 +354,79 @@ def _echoing(send: Send, credential: str) -> Send:
     return echo
 
 
+def _again(scope: Scope) -> int:
+    """The ``again`` query parameter of a redirected request; 0 for the first request."""
+    for part in bytes(scope.get("query_string", b"")).decode("latin-1").split("&"):
+        name, _, value = part.partition("=")
+        if name == "again" and value.isdigit():
+            return int(value)
+    return 0
+
+
+def _redirected_here(scope: Scope, spec: FaultSpec) -> bool:
+    return spec.kind in ("redirect_307", "redirect_308") and _again(scope) > 0
+
+
+async def _redirect(send: Send, scope: Scope, spec: FaultSpec) -> None:
+    if spec.kind == "redirect_away":
+        location = spec.location
+    else:
+        location = f"{scope['path']}?again={_again(scope) + 1}"
+    status = 308 if spec.kind == "redirect_308" else 307
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"location", location.encode()), (b"content-length", b"0")],
+        }
+    )
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _huge_body(send: Send, scope: Scope, size: int) -> None:
+    head, tail = b'{"id": "huge", "padding": "', b'"}'
+    filler = max(0, size - len(head) - len(tail))
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(head) + filler + len(tail)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": head, "more_body": True})
+    while filler > 0 and connected(scope):
+        piece = min(PIECE, filler)
+        filler -= piece
+        await send({"type": "http.response.body", "body": b"x" * piece, "more_body": True})
+    await send({"type": "http.response.body", "body": tail, "more_body": False})
+
+
+def _trickling(send: Send, scope: Scope, delay_s: float) -> Send:
+    async def trickle(message: Message) -> None:
+        if message["type"] != "http.response.body":
+            await send(message)
+            return
+        body = bytes(message.get("body", b""))
+        for position in range(len(body)):
+            if not connected(scope):
+                return
+            await send(
+                {
+                    "type": "http.response.body",
+                    "body": body[position : position + 1],
+                    "more_body": True,
+                }
+            )
+            await asyncio.sleep(delay_s)
+        if not message.get("more_body", False):
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    return trickle
+
+
 class _StreamFault:
     """A ``send`` that alters a streamed reply event by event; other replies pass as they are."""
 
@@ -339,6 +472,24 @@ class _StreamFault:
     async def _body(self, chunk: bytes) -> None:
         await self.downstream({"type": "http.response.body", "body": chunk, "more_body": True})
 
+    async def _end(self, event: bytes) -> None:
+        """End the stream as error_event, long_line or endless_stream do, ``event`` being
+        the event the fault takes the place of."""
+        kind = self.spec.kind
+        if kind == "error_event":
+            await self._body(ERROR_EVENT)
+        elif kind == "long_line":
+            await self._body(b"data: ")
+            left = self.spec.size
+            while left > 0 and connected(self.scope):
+                await self._body(b"x" * min(PIECE, left))
+                left -= PIECE
+        else:
+            while connected(self.scope):
+                await self._body(event)
+                await asyncio.sleep(0)  # let the loop notice a client that left
+        await self.downstream({"type": "http.response.body", "body": b"", "more_body": False})
+
     async def _event(self, event: bytes) -> None:
         kind = self.spec.kind
         if self.events == self.spec.events:
@@ -354,6 +505,10 @@ class _StreamFault:
                 return
             if kind == "malformed_chunk":
                 await self._body(MALFORMED_LINE)
+            if kind in ("error_event", "long_line", "endless_stream"):
+                self.done = True
+                await self._end(event)
+                return
         self.events += 1
         if kind == "keep_alive":
             event += KEEP_ALIVE

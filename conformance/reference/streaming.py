@@ -81,5 +81,12 @@ def sse(chunks: Sequence[Chunk], framing: str) -> AsyncIterator[str]:
                 yield KEEP_ALIVE
             fields = f"event: message\nid: {number}\n" if framing == "event_fields" else ""
             yield f"{fields}data: {payload}\n\n"
+            if framing == "null_events" and number < len(chunks) and _finishes(chunks[number]):
+                yield "data: null\n\n"
 
     return events()
+
+
+def _finishes(chunk: Chunk) -> bool:
+    """True when ``chunk`` ends one of its choices' streams."""
+    return any(choice.get("finish_reason") for choice in chunk.get("choices") or [])

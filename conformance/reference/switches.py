@@ -100,10 +100,14 @@ class Switches(BaseModel):
     """A request that carries ``stream_options`` without ``stream: true``: a 400 naming
     stream_options (what OpenAI answers), or the option dropped and a normal completion."""
 
-    stream_framing: Literal["strict", "comments", "event_fields", "done_missing"] = "strict"
+    stream_framing: Literal["strict", "comments", "event_fields", "null_events", "done_missing"] = (
+        "strict"
+    )
     """strict: only ``data:`` lines and blank lines; comments: an SSE comment line before
     every event, as keep-alives are sent; event_fields: ``event:`` and ``id:`` fields on
-    every event; done_missing: the stream ends after its last chunk, without ``[DONE]``."""
+    every event; null_events: a ``data: null`` event after each choice's finish chunk, as
+    some servers send between the streams of two prompts; done_missing: the stream ends
+    after its last chunk, without ``[DONE]``."""
 
     stream_delta_role: Literal["first_chunk", "every_chunk", "missing"] = "first_chunk"
     """Chat streams: role "assistant" on the first delta only, on every delta that carries

@@ -230,7 +230,20 @@ class Target(_Spec):
         description="Query parameters added to every request; ${NAME} as in headers.",
     )
     timeout_s: float = Field(
-        default=60.0, gt=0, description="Seconds to wait for a response's next byte."
+        default=60.0,
+        gt=0,
+        description="Seconds one exchange may take: each step (connecting, each read), and "
+        "the whole reply body from the start of the request.",
+    )
+    max_reply_bytes: int = Field(
+        default=8_000_000,
+        ge=1024,
+        description="The largest reply body read, in bytes (decoded); a larger one is an error.",
+    )
+    max_sse_events: int = Field(
+        default=20_000,
+        ge=1,
+        description="The most data events one stream may carry; a longer one is an error.",
     )
     retries: int = Field(
         default=2,

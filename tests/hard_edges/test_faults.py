@@ -53,7 +53,13 @@ REASONS = {
     "truncated_stream": "the stream ended without data: [DONE]",
     "malformed_chunk": "malformed stream",
     "slow_first_byte": "timed out after 0.25 s",  # IMPATIENT's timeout
+    "error_event": "the 200 stream carried an error event",
+    "long_line": "the reply exceeded max_reply_bytes (8000000 bytes)",
+    "endless_stream": "the stream exceeded max_sse_events (20000)",
+    "huge_body": "the reply exceeded max_reply_bytes (8000000 bytes)",
 }
+#: Faults with tests of their own: bounds (test_bounds.py) and redirects (test_redirects.py).
+ELSEWHERE = {"trickle", "redirect_307", "redirect_308", "redirect_loop", "redirect_away"}
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +80,7 @@ def _execute(
 
 
 def test_every_fault_is_named() -> None:
-    assert set(FAULTS) == {*REASONS, "keep_alive"}
+    assert set(FAULTS) == {*REASONS, "keep_alive", *ELSEWHERE}
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])

@@ -195,12 +195,42 @@ def test_missing_done_is_reported() -> None:
         (["data: {not json", ""], "not JSON"),
         (["data: [1, 2]", ""], "not an object"),
         (["data: [DONE]", "", 'data: {"a": 1}', ""], "after [DONE]"),
-        (['data: {"error": {"message": "boom"}}', ""], "error event"),
     ],
 )
 def test_malformed_streams_raise(lines: list[str], words: str) -> None:
     with pytest.raises(sse.SseError, match=words.replace("[", r"\[").replace("]", r"\]")):
         sse.parse(lines)
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        ['data: {"a": 1}', "", 'data: {"error": {"message": "boom"}}', ""],
+        ['data: {"a": 1}', "", "event: error", 'data: {"message": "boom"}', ""],
+    ],
+)
+def test_an_error_event_is_kept_for_the_client_to_judge(lines: list[str]) -> None:
+    parsed = sse.parse(lines)
+    assert parsed.chunks == [{"a": 1}]
+    assert parsed.error is not None
+    assert "boom" in json.dumps(parsed.error)
+
+
+def test_data_null_is_counted_and_tolerated() -> None:
+    parsed = sse.parse(
+        ['data: {"a": 1}', "", "data: null", "", 'data: {"b": 2}', "", "data: [DONE]"]
+    )
+    assert parsed.chunks == [{"a": 1}, {"b": 2}]
+    assert parsed.nulls == 1
+    assert parsed.done
+    assert parsed.error is None
+
+
+def test_an_event_named_error_resets_with_its_event() -> None:
+    # The event field names one event only: the next one is a plain chunk again.
+    parsed = sse.parse(["event: error", "", 'data: {"a": 1}', ""])
+    assert parsed.error is None
+    assert parsed.chunks == [{"a": 1}]
 
 
 #: Lines an event stream is made of, with anything after the field name.
