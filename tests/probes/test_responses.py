@@ -1,0 +1,137 @@
+"""The client's Responses path and the pure parts of the responses probes: readers of a body
+and of a stream, when a stream is complete, shape checks by event type, "API not served"."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx2
+import pytest
+
+from conformance.catalog import load
+from conformance.observation import Exchange, NotApplicable, RequestRecord
+from conformance.probes import client, shape, sse
+from conformance.probes.client import ApiNotServed, Endpoint, Reply
+from conformance.probes.responses import function_calls
+from conformance.spec import Api
+from tests.conftest import SPECS
+
+EXCHANGE = Exchange(label="test", request=RequestRecord(method="POST", url="", headers={}, body={}))
+USAGE = {"input_tokens": 7, "output_tokens": 3, "total_tokens": 10}
+MESSAGE = {
+    "type": "message",
+    "role": "assistant",
+    "content": [{"type": "output_text", "text": "Hi there", "annotations": []}],
+}
+CALL = {"type": "function_call", "name": "get_time", "arguments": "{}", "call_id": "call_1"}
+
+
+def _body(**fields: Any) -> dict[str, Any]:
+    return {"id": "resp_1", "object": "response", "output": [MESSAGE], "usage": USAGE, **fields}
+
+
+def _stream(*events: dict[str, Any], done: bool = False) -> Reply:
+    stream = sse.SseStream(chunks=list(events), done=done)
+    return Reply(200, EXCHANGE, stream=stream, api=Api.RESPONSES)
+
+
+def _completed(response: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "response.completed", "response": response, "sequence_number": 3}
+
+
+def test_a_body_is_read_as_a_response() -> None:
+    reply = Reply(200, EXCHANGE, body=_body(), api=Api.RESPONSES)
+    assert reply.text == "Hi there"
+    assert reply.usage == USAGE
+    assert (reply.tokens().prompt, reply.tokens().completion) == (7, 3)
+    assert client._malformed(reply) is None
+
+
+def test_a_stream_is_read_from_its_deltas_and_its_terminal_event() -> None:
+    reply = _stream(
+        {"type": "response.output_text.delta", "delta": "Hi "},
+        {"type": "response.output_text.delta", "delta": "there"},
+        _completed(_body(output=[MESSAGE, CALL])),
+    )
+    assert reply.text == "Hi there"
+    assert reply.tokens().prompt == 7
+    assert [item["name"] for item in function_calls(reply)] == ["get_time"]
+
+
+def test_a_chat_reply_keeps_its_own_readers() -> None:
+    chat = Reply(200, EXCHANGE, body={"usage": {"prompt_tokens": 2, "completion_tokens": 1}})
+    assert (chat.tokens().prompt, chat.tokens().completion) == (2, 1)
+    assert client._malformed(Reply(200, EXCHANGE, body=_body(), api=Api.RESPONSES)) is None
+    assert client._malformed(chat) == "the body has no choices list"
+
+
+@pytest.mark.parametrize("last", ["response.completed", "response.incomplete", "response.failed"])
+def test_a_responses_stream_is_complete_at_its_terminal_event(last: str) -> None:
+    stream = sse.SseStream(chunks=[{"type": "response.created"}, {"type": last}])
+    assert client._cut_off(Api.RESPONSES, stream) is None
+
+
+def test_a_responses_stream_without_a_terminal_event_was_cut_off() -> None:
+    stream = sse.SseStream(chunks=[{"type": "response.output_text.delta"}], done=True)
+    assert "not a terminal event" in str(client._cut_off(Api.RESPONSES, stream))
+
+
+@pytest.mark.parametrize(
+    ("response", "problem"),
+    [
+        ({"output": "text"}, "no output list"),
+        ({"output": ["text"]}, "not an object"),
+        ({"output": [], "usage": {"input_tokens": "7"}}, "usage.input_tokens"),
+    ],
+)
+def test_malformed_responses_are_named(response: dict[str, Any], problem: str) -> None:
+    reply = Reply(200, EXCHANGE, body=response, api=Api.RESPONSES)
+    assert problem in str(client._malformed(reply))
+
+
+def test_stream_events_are_checked_by_their_type() -> None:
+    good = {
+        "type": "response.output_text.delta",
+        "delta": "x",
+        "item_id": "m",
+        "output_index": 0,
+        "content_index": 0,
+        "sequence_number": 1,
+        "logprobs": [],
+    }
+    unknown = {"type": "response.bogus", "sequence_number": 2}
+    missing = {**good, "sequence_number": None}
+    checked = shape.check(Api.RESPONSES, [good, unknown, missing], chunks=True)
+    assert checked.type == "ResponseStreamEvent"
+    assert any("response.bogus" in violation for violation in checked.violations)
+    assert any(violation.startswith("chunk 2: sequence_number") for violation in checked.violations)
+    assert not any(violation.startswith("chunk 0") for violation in checked.violations)
+
+
+def _endpoint(status: int, body: dict[str, Any]) -> Endpoint:
+    target = load(SPECS).targets["reference-openai"]
+    transport = httpx2.MockTransport(lambda request: httpx2.Response(status, json=body))
+    return Endpoint(target, "http://127.0.0.1:9/v1", "fake-key", transport=transport)
+
+
+@pytest.mark.parametrize("status", [404, 405])
+def test_an_endpoint_not_served_skips_the_case(status: int) -> None:
+    endpoint = _endpoint(status, {"detail": "Not Found"})
+    with pytest.raises(ApiNotServed, match="API not served") as raised:
+        endpoint.send(Api.RESPONSES, {"input": "x"}, label="plain")
+    assert isinstance(raised.value, NotApplicable)
+    assert raised.value.exchanges, "the 404 is kept as evidence"
+
+
+def test_a_404_that_answers_the_request_is_a_reply() -> None:
+    body = {
+        "error": {
+            "message": "no",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "previous_response_not_found",
+        }
+    }
+    reply = _endpoint(404, body).send(Api.RESPONSES, {"input": "x"}, label="plain")
+    assert reply.status == 404
+    assert _endpoint(404, {}).send(Api.CHAT, {"messages": []}, label="chat").status == 404
