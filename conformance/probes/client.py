@@ -328,13 +328,10 @@ class Endpoint:
         outcome.
         """
         reply = self._send(api, params, label=label, headers=headers)
-        if api is Api.RESPONSES and reply.status in (404, 405):
-            code = reply.error.get("code")
-            if code not in _SERVED_NOT_FOUND:
-                raise ApiNotServed(
-                    f"API not served: POST /responses was answered {reply.status}",
-                    self.exchanges,
-                )
+        if api is Api.RESPONSES and _not_served(reply, params):
+            raise ApiNotServed(
+                f"API not served: POST /responses was answered {reply.status}", self.exchanges
+            )
         failure = reply.failure
         if failure is None:
             return reply
@@ -732,6 +729,15 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
             when = when.replace(tzinfo=dt.UTC)
         return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
     return None
+
+
+def _not_served(reply: Reply, params: Mapping[str, Any]) -> bool:
+    """True when a 404 or 405 says the endpoint is missing, not that something the request
+    names is: a stored response (``previous_response_id``), a model, or a named ``param``."""
+    if reply.status not in (404, 405) or "previous_response_id" in params:
+        return False
+    error = reply.error
+    return error.get("code") not in _SERVED_NOT_FOUND and not error.get("param")
 
 
 def _cut_off(api: Api, stream: sse.SseStream) -> str | None:

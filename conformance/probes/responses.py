@@ -14,7 +14,7 @@ from typing import Any
 from conformance.observation import Check, Observation
 from conformance.probes.client import Reply
 from conformance.probes.registry import ProbeContext, probe
-from conformance.probes.response_format import NOT_JSON, parse_json, schema_errors
+from conformance.probes.response_format import NOT_JSON, is_object_prefix, parse_json, schema_errors
 
 
 def request(ctx: ProbeContext, *, stream: bool | None = None, **fields: Any) -> dict[str, Any]:
@@ -209,6 +209,10 @@ def responses_json_schema(ctx: ProbeContext) -> Observation:
         return _refused(ctx, reply, "text.format json_schema")
     value = parse_json(reply.text)
     if value is NOT_JSON:
+        if reply.response.get("status") == "incomplete" and is_object_prefix(reply.text):
+            raise ctx.not_applicable(
+                f"the output limit cut a JSON object before it closed: {reply.text[:80]!r}"
+            )
         return ctx.observe("ignored", f"the output is not JSON: {reply.text[:80]!r}")
     errors = schema_errors(value, form["schema"])
     if errors:

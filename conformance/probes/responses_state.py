@@ -58,8 +58,10 @@ def responses_previous_response(ctx: ProbeContext) -> Observation:
     follow_up = str(ctx.params["follow_up"])
     reply = ask(ctx, "follow-up", input=follow_up, previous_response_id=first)
     if not reply.ok:
-        if reply.error.get("code") == "previous_response_not_found":
-            raise ctx.not_applicable("the first response (store: true) was not found")
+        if reply.status == 404:
+            raise ctx.not_applicable(
+                f"the first response (store: true) was not found ({reply.refusal}): not stored"
+            )
         return ctx.observe("rejected", f"previous_response_id was refused with {reply.refusal}")
     alone = ctx.require_ok(ask(ctx, "alone", input=follow_up), "the control request")
     linked, fresh = _input_tokens(ctx, reply), _input_tokens(ctx, alone)

@@ -135,3 +135,19 @@ def test_a_404_that_answers_the_request_is_a_reply() -> None:
     reply = _endpoint(404, body).send(Api.RESPONSES, {"input": "x"}, label="plain")
     assert reply.status == 404
     assert _endpoint(404, {}).send(Api.CHAT, {"messages": []}, label="chat").status == 404
+
+
+def test_a_404_naming_a_param_or_a_stored_response_is_an_answer() -> None:
+    """vLLM answers an unknown previous_response_id with a 404 naming param response_id."""
+    body = {
+        "error": {
+            "message": "Response with id 'r' not found.",
+            "type": "invalid_request_error",
+            "param": "response_id",
+            "code": 404,
+        }
+    }
+    assert _endpoint(404, body).send(Api.RESPONSES, {"input": "x"}, label="p").status == 404
+    plain = _endpoint(404, {"detail": "Not Found"})
+    linked = {"input": "x", "previous_response_id": "r"}
+    assert plain.send(Api.RESPONSES, linked, label="p").status == 404
