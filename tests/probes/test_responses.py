@@ -3,17 +3,26 @@ and of a stream, when a stream is complete, shape checks by event type, "API not
 
 from __future__ import annotations
 
+import contextlib
+import http.server
+import threading
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx2
 import pytest
 
 from conformance.catalog import load
+from conformance.execute import Runner, Settings
 from conformance.observation import Exchange, NotApplicable, RequestRecord
+from conformance.plan import Case
 from conformance.probes import client, shape, sse
 from conformance.probes.client import ApiNotServed, Endpoint, Reply
 from conformance.probes.responses import function_calls
+from conformance.recording import Mode
 from conformance.spec import Api
+from conformance.verdict import Verdict
 from tests.conftest import SPECS
 
 EXCHANGE = Exchange(label="test", request=RequestRecord(method="POST", url="", headers={}, body={}))
@@ -151,3 +160,52 @@ def test_a_404_naming_a_param_or_a_stored_response_is_an_answer() -> None:
     plain = _endpoint(404, {"detail": "Not Found"})
     linked = {"input": "x", "previous_response_id": "r"}
     assert plain.send(Api.RESPONSES, linked, label="p").status == 404
+
+
+class _NotFound(http.server.BaseHTTPRequestHandler):
+    """A server with no /v1/responses: every POST is FastAPI's 404."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        body = b'{"detail": "Not Found"}'
+        self.send_response(404)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        """Quiet."""
+
+
+@contextlib.contextmanager
+def _not_found_server() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NotFound)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_api_not_served_is_recorded_and_replayed_as_a_skip(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The 404 is kept in the cassette, so the replay skips with the same reason."""
+    monkeypatch.setenv("REFERENCE_API_KEY", "fake-key-for-tests")
+    catalog = load(SPECS)
+    case = Case(
+        catalog.behaviors["responses.usage"],
+        catalog.targets["reference-openai"],
+        Api.RESPONSES,
+        False,
+    )
+    with _not_found_server() as base_url:
+        for mode in (Mode.RECORD, Mode.REPLAY):
+            settings = Settings(mode=mode, base_url=base_url, cassettes=tmp_path)
+            result = Runner(catalog, settings).execute(case)
+            assert result.verdict is Verdict.SKIPPED, result.summary
+            assert result.summary.startswith("API not served"), result.summary
+            assert result.evidence
