@@ -514,6 +514,13 @@ class Endpoint:
             exchange = _exchange(label, http, body=raw)
             if http.status_code >= 300:
                 return Reply(http.status_code, exchange, body=_json_or_none(raw), api=api)
+            if http.headers.get("content-type", "").startswith("text/event-stream"):
+                self.exchanges.append(exchange)
+                raise ProbeError(
+                    f"{label}: a request without stream: true was answered with an event "
+                    f"stream: {clip(raw, QUOTE)!r}",
+                    self.exchanges,
+                )
             reply = Reply(
                 http.status_code, exchange, body=self._json(raw, exchange, label), api=api
             )
