@@ -163,9 +163,11 @@ def responses_window_overflow(ctx: ProbeContext) -> Observation:
     about = f"{used} + {output} tokens against a window of {window}, status {status!r}"
     if used + output > window:
         return ctx.observe("exceeded", about)
-    if status != "incomplete":
+    # Stopped exactly at the window is clamped, whatever the status says (a check does).
+    if status != "incomplete" and used + output < window:
         raise ctx.not_applicable(f"{about}: the reply ended by itself within the window")
-    return ctx.observe("clamped", about)
+    check = Check(name="incomplete_status", passed=status == "incomplete", detail=about)
+    return ctx.observe("clamped", about, [check])
 
 
 @probe("responses_truncation", outcomes={"honoured", "ignored", "rejected"})
