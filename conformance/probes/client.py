@@ -74,6 +74,10 @@ RESPONSES_TERMINAL = frozenset({"response.completed", "response.incomplete", "re
 _SERVED_NOT_FOUND = frozenset({"previous_response_not_found", "model_not_found"})
 
 
+#: How the summary of a case whose target does not serve its API begins.
+API_NOT_SERVED = "API not served"
+
+
 class ApiNotServed(NotApplicable):
     """The target answers the API's endpoint with a 404 or 405: its cases are skipped."""
 
@@ -330,7 +334,7 @@ class Endpoint:
         reply = self._send(api, params, label=label, headers=headers)
         if api is Api.RESPONSES and _not_served(reply, params):
             raise ApiNotServed(
-                f"API not served: POST /responses was answered {reply.status}", self.exchanges
+                f"{API_NOT_SERVED}: POST /responses was answered {reply.status}", self.exchanges
             )
         failure = reply.failure
         if failure is None:

@@ -203,9 +203,10 @@ def test_an_api_not_served_is_recorded_and_replayed_as_a_skip(
         False,
     )
     with _not_found_server() as base_url:
-        for mode in (Mode.RECORD, Mode.REPLAY):
+        for mode in (Mode.RECORD, Mode.RECORD, Mode.REPLAY):
             settings = Settings(mode=mode, base_url=base_url, cassettes=tmp_path)
             result = Runner(catalog, settings).execute(case)
             assert result.verdict is Verdict.SKIPPED, result.summary
             assert result.summary.startswith("API not served"), result.summary
+            assert "old cassette" not in result.summary, "the 404 is recorded anew"
             assert result.evidence
