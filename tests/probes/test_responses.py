@@ -15,16 +15,19 @@ import pytest
 
 from conformance.catalog import load
 from conformance.execute import Runner, Settings
-from conformance.observation import Exchange, NotApplicable, RequestRecord
+from conformance.observation import Exchange, NotApplicable, ProbeError, RequestRecord
 from conformance.plan import Case
 from conformance.probes import client, shape, sse
 from conformance.probes.client import ApiNotServed, Endpoint, Reply
+from conformance.probes.registry import ProbeContext, registered
 from conformance.probes.responses import function_calls
 from conformance.recording import Mode
 from conformance.spec import Api
 from conformance.verdict import Verdict
 from tests.conftest import SPECS
+from tests.probes._fake import Answer, context, refusal
 
+REGISTRY_PROBES = registered()
 EXCHANGE = Exchange(label="test", request=RequestRecord(method="POST", url="", headers={}, body={}))
 USAGE = {"input_tokens": 7, "output_tokens": 3, "total_tokens": 10}
 MESSAGE = {
@@ -210,3 +213,80 @@ def test_an_api_not_served_is_recorded_and_replayed_as_a_skip(
             assert result.summary.startswith("API not served"), result.summary
             assert "old cassette" not in result.summary, "the 404 is recorded anew"
             assert result.evidence
+
+
+# --------------------------------------------------------------------------- probe logic
+
+
+def _response(
+    text: str, *, status: str = "completed", output_tokens: int = 16, **usage: int
+) -> tuple[int, dict[str, Any]]:
+    """A 200 Responses body with one message."""
+    message = {**MESSAGE, "content": [{"type": "output_text", "text": text, "annotations": []}]}
+    counts = {"input_tokens": 10, "output_tokens": output_tokens, **usage}
+    return 200, {
+        "id": "resp_1",
+        "object": "response",
+        "status": status,
+        "output": [message],
+        "usage": counts,
+    }
+
+
+def _responses_context(
+    behavior_id: str, answer: Answer
+) -> tuple[ProbeContext, list[dict[str, Any]]]:
+    ctx, sent = context(behavior_id, answer)
+    ctx.api = Api.RESPONSES
+    return ctx, sent
+
+
+def _sized(total: int, status: str) -> Answer:
+    """Measuring requests count one token per unit; the overflowing one reports ``total``."""
+
+    def answer(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        text = str(body["input"])
+        if len(text) < 100:
+            return _response("a", input_tokens=text.count("alpha") + 5)
+        return _response("a" * 16, status=status, input_tokens=total - 16)
+
+    return answer
+
+
+def test_output_stopped_exactly_at_the_window_is_clamped_whatever_its_status() -> None:
+    ctx, _ = _responses_context("responses.window_overflow", _sized(256, "completed"))
+    observed = REGISTRY_PROBES["responses_window_overflow"].run(ctx)
+    assert observed.outcome == "clamped"
+    assert [check.passed for check in observed.checks] == [False]
+
+
+def test_output_that_ends_within_the_window_by_itself_is_not_applicable() -> None:
+    ctx, _ = _responses_context("responses.window_overflow", _sized(250, "completed"))
+    with pytest.raises(NotApplicable, match="ended by itself"):
+        REGISTRY_PROBES["responses_window_overflow"].run(ctx)
+
+
+def test_a_json_object_cut_by_the_limit_is_not_applicable() -> None:
+    ctx, _ = _responses_context(
+        "responses.text_format_json_schema",
+        lambda body: _response('{"color"\n\n', status="incomplete"),
+    )
+    with pytest.raises(NotApplicable, match="before it closed"):
+        REGISTRY_PROBES["responses_json_schema"].run(ctx)
+
+
+def test_a_follow_up_whose_first_response_is_not_found_is_not_applicable() -> None:
+    def answer(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        return refusal(404, "not_found") if "previous_response_id" in body else _response("a")
+
+    ctx, _ = _responses_context("responses.previous_response_id", answer)
+    with pytest.raises(NotApplicable, match="not stored"):
+        REGISTRY_PROBES["responses_previous_response"].run(ctx)
+
+
+def test_a_control_that_does_not_repeat_itself_decides_nothing() -> None:
+    texts = iter(["pirate", "control", "other"])
+    ctx, sent = _responses_context("responses.instructions", lambda body: _response(next(texts)))
+    with pytest.raises(ProbeError, match="two identical requests gave different texts"):
+        REGISTRY_PROBES["responses_instructions"].run(ctx)
+    assert len(sent) == 3, "one effect request, the control and its repeat: bounded"
