@@ -24,6 +24,7 @@ from conformance import redaction
 from conformance.observation import NotApplicable, Observation, ProbeError, Tokens
 from conformance.plan import Case
 from conformance.probes import Endpoint, ProbeContext, registered
+from conformance.probes.client import API_NOT_SERVED, ApiNotServed
 from conformance.recording import BrokenCassette, Mode, ReplayMismatch, cassette
 from conformance.results import CaseResult
 from conformance.spec import Catalog, Target
@@ -256,10 +257,11 @@ class Runner:
 
     def kept_cassette(self, case: Case, result: CaseResult) -> bool:
         """Whether recording ``case`` ended without an observation while a cassette recorded
-        before exists, which then stays as it was."""
+        before exists, which then stays as it was (an API not served is recorded anew)."""
         return (
             self.settings.mode is Mode.RECORD
             and result.verdict in (Verdict.ERROR, Verdict.SKIPPED)
+            and not result.summary.startswith(API_NOT_SERVED)
             and case.cassette(self.settings.cassettes).exists()
         )
 
@@ -327,7 +329,11 @@ class Runner:
                 secrets=self.secrets,
                 server_version=self.settings.server_version,
             ) as metadata:
-                observation = probe.run(context)
+                try:
+                    observation = probe.run(context)
+                except ApiNotServed as exc:
+                    # Caught inside: the cassette keeps the 404, so a replay skips alike.
+                    return result(Verdict.SKIPPED, exc.reason, evidence=exc.exchanges)
                 if observation.outcome not in case.behavior.outcomes:
                     # Raised inside: a recording with no observation is not kept.
                     raise ProbeError(

@@ -29,10 +29,12 @@ import httpx2
 import openai
 from openai.resources.chat.completions import Completions as ChatCompletions
 from openai.resources.completions import Completions
+from openai.resources.responses import Responses
 
 from conformance import redaction
 from conformance.observation import (
     Exchange,
+    NotApplicable,
     ProbeError,
     RequestRecord,
     ResponseRecord,
@@ -53,6 +55,7 @@ QUOTE = 200
 _SDK_PARAMS = {
     Api.CHAT: frozenset(inspect.signature(ChatCompletions.create).parameters) - {"self"},
     Api.COMPLETIONS: frozenset(inspect.signature(Completions.create).parameters) - {"self"},
+    Api.RESPONSES: frozenset(inspect.signature(Responses.create).parameters) - {"self"},
 }
 _SDK_CONTROLS = frozenset({"extra_headers", "extra_query", "extra_body", "timeout"})
 
@@ -64,6 +67,18 @@ BACKOFF_S = 0.5
 #: Redirects that keep a POST's method and body, as the SDK follows them; others are errors.
 KEPT_REDIRECTS = frozenset({307, 308})
 MAX_REDIRECTS = 5
+#: The events that end a Responses stream; a stream without one was cut off.
+RESPONSES_TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
+#: Error codes of a 404 on ``POST /v1/responses`` that are answers, not an endpoint missing.
+_SERVED_NOT_FOUND = frozenset({"previous_response_not_found", "model_not_found"})
+
+
+#: How the summary of a case whose target does not serve its API begins.
+API_NOT_SERVED = "API not served"
+
+
+class ApiNotServed(NotApplicable):
+    """The target answers the API's endpoint with a 404 or 405: its cases are skipped."""
 
 
 @dataclass
@@ -74,6 +89,7 @@ class Reply:
     exchange: Exchange
     body: dict[str, Any] | None = None
     stream: sse.SseStream | None = None
+    api: Api = Api.CHAT
 
     @property
     def ok(self) -> bool:
@@ -103,7 +119,10 @@ class Reply:
 
     @property
     def text(self) -> str:
-        """The first choice's text: message content, completion text, or the joined deltas."""
+        """The first choice's text: message content, completion text, or the joined deltas;
+        for the Responses API the output_text parts (in a stream, the joined text deltas)."""
+        if self.api is Api.RESPONSES:
+            return self._responses_text()
         if self.stream is not None:
             return "".join(_choice_text(choice, delta=True) for choice in self._stream_choices(0))
         choices = (self.body or {}).get("choices") or []
@@ -120,8 +139,30 @@ class Reply:
         return choices[0].get("finish_reason") if choices else None
 
     @property
+    def response(self) -> dict[str, Any]:
+        """A Responses API reply's response object: the body, or the terminal event's."""
+        if self.stream is None:
+            return self.body or {}
+        for event in reversed(self.chunks):
+            if event.get("type") in RESPONSES_TERMINAL and isinstance(event.get("response"), dict):
+                return dict(event["response"])
+        return {}
+
+    @property
+    def output(self) -> list[dict[str, Any]]:
+        """A Responses API reply's output items (those that are objects)."""
+        output = self.response.get("output")
+        return (
+            [item for item in output if isinstance(item, dict)] if isinstance(output, list) else []
+        )
+
+    @property
     def usage(self) -> dict[str, Any] | None:
-        """The usage object: the body's, or in a stream the last non-null one."""
+        """The usage object: the body's, or in a stream the last non-null one (for the
+        Responses API, the terminal event's)."""
+        if self.api is Api.RESPONSES:
+            usage = self.response.get("usage")
+            return usage if isinstance(usage, dict) else None
         if self.stream is not None:
             found = [chunk["usage"] for chunk in self.chunks if chunk.get("usage")]
             return found[-1] if found else None
@@ -155,9 +196,26 @@ class Reply:
     def tokens(self) -> Tokens:
         """Tokens this reply's usage reports (zero where it reports none)."""
         usage = self.usage or {}
-        return Tokens(
-            prompt=int(usage.get("prompt_tokens") or 0),
-            completion=int(usage.get("completion_tokens") or 0),
+        prompt, completion = (
+            ("input_tokens", "output_tokens")
+            if self.api is Api.RESPONSES
+            else ("prompt_tokens", "completion_tokens")
+        )
+        return Tokens(prompt=_count_of(usage, prompt), completion=_count_of(usage, completion))
+
+    def _responses_text(self) -> str:
+        if self.stream is not None:
+            return "".join(
+                str(event.get("delta") or "")
+                for event in self.chunks
+                if event.get("type") == "response.output_text.delta"
+            )
+        return "".join(
+            str(part.get("text") or "")
+            for item in self.output
+            if item.get("type") == "message"
+            for part in item.get("content") or []
+            if isinstance(part, dict) and part.get("type") in ("output_text", "text")
         )
 
     def _stream_choices(self, index: int) -> Iterator[dict[str, Any]]:
@@ -165,6 +223,11 @@ class Reply:
             for choice in chunk.get("choices") or []:
                 if choice.get("index", 0) == index:
                     yield choice
+
+
+def _count_of(usage: dict[str, Any], name: str) -> int:
+    count = usage.get(name)
+    return count if isinstance(count, int) and not isinstance(count, bool) else 0
 
 
 def _choice_text(choice: dict[str, Any], *, delta: bool) -> str:
@@ -272,6 +335,10 @@ class Endpoint:
         outcome.
         """
         reply = self._send(api, params, label=label, headers=headers)
+        if api is Api.RESPONSES and _not_served(reply, params):
+            raise ApiNotServed(
+                f"{API_NOT_SERVED}: POST /responses was answered {reply.status}", self.exchanges
+            )
         failure = reply.failure
         if failure is None:
             return reply
@@ -313,9 +380,11 @@ class Endpoint:
         started = time.monotonic()
         retries = 0
         while True:
-            resource = (
-                self._client.chat.completions if api is Api.CHAT else self._client.completions
-            )
+            resource = {
+                Api.CHAT: self._client.chat.completions,
+                Api.COMPLETIONS: self._client.completions,
+                Api.RESPONSES: self._client.responses,
+            }[api]
             try:
                 with self.slots or contextlib.nullcontext():
                     reply = self._call(
@@ -451,8 +520,17 @@ class Endpoint:
             raw = http.read().decode("utf-8", errors="replace")
             exchange = _exchange(label, http, body=raw)
             if http.status_code >= 300:
-                return Reply(http.status_code, exchange, body=_json_or_none(raw))
-            reply = Reply(http.status_code, exchange, body=self._json(raw, exchange, label))
+                return Reply(http.status_code, exchange, body=_json_or_none(raw), api=api)
+            if http.headers.get("content-type", "").startswith("text/event-stream"):
+                self.exchanges.append(exchange)
+                raise ProbeError(
+                    f"{label}: a request without stream: true was answered with an event "
+                    f"stream: {clip(raw, QUOTE)!r}",
+                    self.exchanges,
+                )
+            reply = Reply(
+                http.status_code, exchange, body=self._json(raw, exchange, label), api=api
+            )
         else:
             lines = []
             events = 0
@@ -471,18 +549,13 @@ class Endpoint:
             except (ValueError, RecursionError) as exc:
                 self.exchanges.append(exchange)
                 raise ProbeError(f"{label}: malformed stream: {exc}", self.exchanges) from None
-            reply = Reply(http.status_code, exchange, stream=parsed)
+            reply = Reply(http.status_code, exchange, stream=parsed, api=api)
             if parsed.error is not None:
                 return reply  # a server failure after its 200: send() judges it
-            # A stream whose every choice finished is complete without [DONE] (the SDK reads
-            # it to the end too; stream.framing tells it apart); one that stops before that
-            # was cut off.
-            if not parsed.done and not _every_choice_finished(parsed):
+            cut_off = _cut_off(api, parsed)
+            if cut_off:
                 self.exchanges.append(exchange)
-                raise ProbeError(
-                    f"{label}: the stream ended without data: [DONE] before every choice finished",
-                    self.exchanges,
-                )
+                raise ProbeError(f"{label}: {cut_off}", self.exchanges)
         problem = _malformed(reply)
         if problem:
             self.exchanges.append(exchange)
@@ -492,6 +565,40 @@ class Endpoint:
             if stream
             else shape.check(api, [reply.body or {}], chunks=False)
         )
+        return reply
+
+    def stored(self, method: str, response_id: str, *, label: str) -> Reply:
+        """``GET`` or ``DELETE`` ``/responses/{response_id}`` through the SDK, kept as evidence.
+
+        A 4xx is a reply (a response not stored is a 404); a 5xx, a timeout or a broken
+        connection is a ProbeError: there is nothing to classify.
+        """
+        resource = self._client.responses.with_streaming_response
+        call = resource.retrieve if method == "GET" else resource.delete
+        self._deadline = time.monotonic() + self.target.timeout_s
+        started = time.monotonic()
+        try:
+            with self.slots or contextlib.nullcontext():
+                try:
+                    with call(response_id) as response:
+                        raw = response.http_response.read().decode("utf-8", errors="replace")
+                        http = response.http_response
+                except openai.APIStatusError as exc:
+                    http = exc.response
+                    raw = http.read().decode("utf-8", errors="replace")
+        except openai.APIConnectionError as exc:
+            if isinstance(exc.__cause__, self.fatal):
+                raise exc.__cause__ from None
+            self._record_failure(label, {}, exc, 0, started)
+            raise ProbeError(f"{label}: {method} failed: {_cause(exc)}", self.exchanges) from None
+        except (httpx2.HTTPError, _Exceeded) as exc:
+            raise ProbeError(f"{label}: {method} failed: {exc}", self.exchanges) from None
+        exchange = _exchange(label, http, body=raw)
+        exchange.duration_s = round(time.monotonic() - started, 4)
+        self.exchanges.append(exchange)
+        reply = Reply(http.status_code, exchange, body=_json_or_none(raw), api=Api.RESPONSES)
+        if reply.status >= 500 or reply.status == 429:
+            raise ProbeError(f"{label}: {method} answered {reply.status}", self.exchanges)
         return reply
 
     def _json(self, raw: str, exchange: Exchange, label: str) -> dict[str, Any]:
@@ -550,8 +657,37 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
     return None
 
 
+def _not_served(reply: Reply, params: Mapping[str, Any]) -> bool:
+    """True when a 404 or 405 says the endpoint is missing, not that something the request
+    names is: a stored response (``previous_response_id``), a model, or a named ``param``."""
+    if reply.status not in (404, 405) or "previous_response_id" in params:
+        return False
+    error = reply.error
+    return error.get("code") not in _SERVED_NOT_FOUND and not error.get("param")
+
+
+def _cut_off(api: Api, stream: sse.SseStream) -> str | None:
+    """Why a 2xx stream was cut off, or None when it is complete.
+
+    A Responses stream is complete when it ends with a terminal event (``response.completed``,
+    ``.incomplete`` or ``.failed``), with or without ``[DONE]``. A completions stream whose
+    every choice finished is complete without [DONE] (the SDK reads it to the end too;
+    stream.framing tells it apart); one that stops before that was cut off.
+    """
+    if api is Api.RESPONSES:
+        last = stream.chunks[-1].get("type") if stream.chunks else None
+        if last in RESPONSES_TERMINAL:
+            return None
+        return f"the stream ended with {last!r}, not a terminal event (response.completed ...)"
+    if stream.done or _every_choice_finished(stream):
+        return None
+    return "the stream ended without data: [DONE] before every choice finished"
+
+
 def _malformed(reply: Reply) -> str | None:
     """Why a 2xx reply cannot be read as a completion, or None when it can."""
+    if reply.api is Api.RESPONSES:
+        return _malformed_response(reply)
     if reply.stream is not None:
         if not any(chunk.get("choices") for chunk in reply.chunks):
             return "the stream carried no choices"
@@ -564,6 +700,27 @@ def _malformed(reply: Reply) -> str | None:
     if not isinstance(body.get("choices"), list):
         return "the body has no choices list"
     return _object_problem(body, delta=False)
+
+
+def _malformed_response(reply: Reply) -> str | None:
+    """Why a 2xx Responses reply cannot be read as one, or None when it can."""
+    if reply.stream is not None:
+        for position, event in enumerate(reply.chunks):
+            if not isinstance(event.get("type"), str):
+                return f"event {position} has no string type"
+    response = reply.response
+    if not isinstance(response.get("output"), list):
+        return "the response has no output list"
+    if not all(isinstance(item, dict) for item in response["output"]):
+        return "an output item is not an object"
+    usage = response.get("usage")
+    if usage is not None and not isinstance(usage, dict):
+        return "usage is not an object"
+    for name in ("input_tokens", "output_tokens"):
+        count = (usage or {}).get(name)
+        if count is not None and (isinstance(count, bool) or not isinstance(count, int)):
+            return f"usage.{name} is not an integer"
+    return None
 
 
 def _object_problem(item: dict[str, Any], *, delta: bool) -> str | None:

@@ -17,6 +17,7 @@ from typing import Any, Literal, NamedTuple
 from openai import BaseModel as SdkModel
 from openai.types import Completion, CompletionChoice
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from openai.types.responses import Response, ResponseStreamEvent
 from pydantic import ValidationError
 
 from conformance.observation import ShapeCheck
@@ -42,23 +43,36 @@ REPLY_TYPES: Mapping[tuple[Api, bool], type[SdkModel]] = {
     (Api.CHAT, True): ChatCompletionChunk,
     (Api.COMPLETIONS, False): Completion,
     (Api.COMPLETIONS, True): CompletionChunk,
+    (Api.RESPONSES, False): Response,
+}
+#: The SDK type of each streamed Responses event, by its ``type`` field.
+EVENT_TYPES: Mapping[str, type[SdkModel]] = {
+    typing.get_args(event.model_fields["type"].annotation)[0]: event
+    for event in typing.get_args(typing.get_args(ResponseStreamEvent)[0])
 }
 #: Violations kept per reply; a broken stream repeats the same one on every chunk.
 MAX_VIOLATIONS = 20
 
 
 def check(api: Api, items: Iterable[dict[str, Any]], *, chunks: bool) -> ShapeCheck:
-    """Check a reply body (``chunks=False``, one item) or a stream's chunks against the SDK."""
-    model = REPLY_TYPES[(api, chunks)]
+    """Check a reply body (``chunks=False``, one item) or a stream's chunks against the SDK;
+    a Responses stream's events each against the SDK type their ``type`` names."""
+    events = api is Api.RESPONSES and chunks
     extensions: set[str] = set()
     violations: list[str] = []
     for position, item in enumerate(items):
-        extensions.update(undeclared(model, item))
         where = f"chunk {position}: " if chunks else ""
+        model = EVENT_TYPES.get(str(item.get("type"))) if events else REPLY_TYPES[(api, chunks)]
+        if model is None:
+            if len(violations) < MAX_VIOLATIONS:
+                violations.append(f"{where}type: no SDK event type {item.get('type')!r}")
+            continue
+        extensions.update(undeclared(model, item))
         for violation in refused(model, item):
             if len(violations) < MAX_VIOLATIONS and where + violation not in violations:
                 violations.append(where + violation)
-    return ShapeCheck(type=model.__name__, extensions=sorted(extensions), violations=violations)
+    name = "ResponseStreamEvent" if events else REPLY_TYPES[(api, chunks)].__name__
+    return ShapeCheck(type=name, extensions=sorted(extensions), violations=violations)
 
 
 def refused(model: type[SdkModel], item: dict[str, Any]) -> list[str]:

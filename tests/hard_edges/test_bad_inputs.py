@@ -97,7 +97,7 @@ HOSTILE: list[Bad] = [
         timeout=60,
         words="holds more than 100,000 values once its aliases are expanded",
         where="targets/openai.yaml",
-        line=21,
+        line=23,
     ),
     Bad(
         "yaml-deep-nesting-in-a-target",
@@ -107,7 +107,7 @@ HOSTILE: list[Bad] = [
         timeout=60,
         words="the YAML nests deeper than 64 levels",
         where="targets/openai.yaml",
-        line=16,
+        line=18,
     ),
     Bad(
         "yaml-alias-bomb-in-a-baseline",
@@ -160,21 +160,21 @@ CORPUS: list[Bad] = [
         edits=(("targets/openai.yaml", "live_only: true", "live_only: true\ntimeout: 5"),),
         words="unknown key 'timeout'; did you mean 'timeout_s'?",
         where="targets/openai.yaml",
-        line=15,
+        line=17,
     ),
     Bad(
         "target-wrong-type",
         edits=(("targets/openai.yaml", "live_only: true", "live_only: true\ntimeout_s: fast"),),
         words="timeout_s: Input should be a valid number",
         where="targets/openai.yaml",
-        line=15,
+        line=17,
     ),
     Bad(
         "target-wrong-type-list",
-        edits=(("targets/openai.yaml", "apis: [chat, completions]", "apis: chat"),),
+        edits=(("targets/openai.yaml", "apis: [chat, completions, responses]", "apis: chat"),),
         words="apis: Input should be a valid list",
         where="targets/openai.yaml",
-        line=13,
+        line=15,
     ),
     Bad(
         "target-bad-variable-reference",
@@ -187,7 +187,7 @@ CORPUS: list[Bad] = [
         ),
         words="'${1ORG}' is not a variable reference",
         where="targets/openai.yaml",
-        line=15,
+        line=17,
     ),
     Bad(
         "empty-file",
@@ -247,7 +247,7 @@ CORPUS: list[Bad] = [
         env={"OPENAI_API_KEY": "sk-unused", "ORG_FOR_TEST": ""},
         words="target openai needs $ORG_FOR_TEST set to run in live mode",
         where="targets/openai.yaml",
-        line=15,
+        line=17,
     ),
     Bad(
         "replay-cassette-missing",
