@@ -591,7 +591,7 @@ class Endpoint:
                 raise exc.__cause__ from None
             self._record_failure(label, {}, exc, 0, started)
             raise ProbeError(f"{label}: {method} failed: {_cause(exc)}", self.exchanges) from None
-        except (httpx2.HTTPError, _Exceeded) as exc:
+        except (httpx2.HTTPError, bounds.Exceeded) as exc:
             raise ProbeError(f"{label}: {method} failed: {exc}", self.exchanges) from None
         exchange = _exchange(label, http, body=raw)
         exchange.duration_s = round(time.monotonic() - started, 4)
