@@ -2,8 +2,9 @@
 
 Each request goes through the SDK's ``client.responses`` (see ``client.Endpoint``). An option
 is judged from the one reply that carries it wherever that reply shows its effect (a status,
-a count, an echoed field); where only a control can tell, the control is sent, and repeated
-when the two differ, so that a target that is not deterministic is never called honoured.
+a count, an echoed field); where only a control can tell, the control is sent, and when the
+two differ both are asked again until each reproduces (``ctx.agreed``), so that a target
+that is not deterministic is never called honoured.
 """
 
 from __future__ import annotations
@@ -34,16 +35,20 @@ def ask(ctx: ProbeContext, label: str, *, stream: bool | None = None, **fields: 
     return ctx.send(label, request(ctx, stream=stream, **fields))
 
 
-def changes_text(ctx: ProbeContext, reply: Reply, **control: Any) -> bool:
-    """True when ``reply``'s text differs from a control's (``control``: its fields), and the
-    control repeats itself; a control that does not is an error, never an effect."""
-    first = ctx.require_ok(ask(ctx, "control", **control), "the control request")
+def changes_text(ctx: ProbeContext, reply: Reply, fields: dict[str, Any]) -> bool:
+    """True when ``reply`` (to a request with ``fields``) differs in text from a control
+    without them, and both reproduce (``ctx.agreed``, up to the target's ``attempts``): one
+    reply that diverged is never taken for an effect."""
+    first = ctx.require_ok(ask(ctx, "control"), "the control request")
     if reply.text == first.text:
         return False
-    repeat = ctx.require_ok(ask(ctx, "control-repeat", **control), "the repeated control")
-    if repeat.text != first.text:
-        raise ctx.fail("control: two identical requests gave different texts; cannot judge")
-    return True
+    control = ctx.agreed("control", request(ctx), "the repeated control", sent=[first])
+    if reply.text == control.text:
+        return False
+    confirmed = ctx.agreed(
+        reply.exchange.label, request(ctx, **fields), "the repeated request", sent=[reply]
+    )
+    return confirmed.text != control.text
 
 
 def function_calls(reply: Reply) -> list[dict[str, Any]]:
@@ -90,10 +95,11 @@ def responses_input_items(ctx: ProbeContext) -> Observation:
 @probe("responses_instructions", outcomes={"honoured", "ignored", "rejected"})
 def responses_instructions(ctx: ProbeContext) -> Observation:
     """``instructions`` against a control without them: honoured when the text changes."""
-    reply = ask(ctx, "with-instructions", instructions=ctx.params["instructions"])
+    fields = {"instructions": ctx.params["instructions"]}
+    reply = ask(ctx, "with-instructions", **fields)
     if not reply.ok:
         return _refused(ctx, reply, "instructions")
-    if changes_text(ctx, reply):
+    if changes_text(ctx, reply, fields):
         return ctx.observe("honoured", f"the text changed to {reply.text!r}")
     return ctx.observe("ignored", f"the text is the control's {reply.text!r}")
 

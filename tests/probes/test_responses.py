@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import itertools
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -285,8 +286,21 @@ def test_a_follow_up_whose_first_response_is_not_found_is_not_applicable() -> No
 
 
 def test_a_control_that_does_not_repeat_itself_decides_nothing() -> None:
-    texts = iter(["pirate", "control", "other"])
+    controls = (f"control {n}" for n in range(100))
+    texts = itertools.chain(["pirate"], controls)
     ctx, sent = _responses_context("responses.instructions", lambda body: _response(next(texts)))
-    with pytest.raises(ProbeError, match="two identical requests gave different texts"):
+    attempts = ctx.endpoint.target.attempts
+    with pytest.raises(ProbeError, match=f"{attempts} attempts disagreed"):
         REGISTRY_PROBES["responses_instructions"].run(ctx)
-    assert len(sent) == 3, "one effect request, the control and its repeat: bounded"
+    assert len(sent) == 1 + attempts, "one effect request, then the control: bounded"
+
+
+def test_one_divergent_reply_with_instructions_is_not_honoured() -> None:
+    # The reply with instructions differs once, then reproduces the control's text.
+    texts = iter(["pirate", "control", "control", "control", "control"])
+    ctx, sent = _responses_context("responses.instructions", lambda body: _response(next(texts)))
+    assert REGISTRY_PROBES["responses_instructions"].run(ctx).outcome == "ignored"
+    texts = iter(["pirate", "control", "control", "pirate"])
+    ctx, sent = _responses_context("responses.instructions", lambda body: _response(next(texts)))
+    assert REGISTRY_PROBES["responses_instructions"].run(ctx).outcome == "honoured"
+    assert [body.get("instructions") is not None for body in sent] == [True, False, False, True]
