@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conformance.catalog import load
 from conformance.execute import Runner, Settings
@@ -173,11 +174,20 @@ def test_a_reference_switch_that_always_fails_is_confirmed_and_replayed(tmp_path
     assert replayed.observed == "server_error", replayed.summary
 
 
-def test_a_shipped_500_recorded_once_replays_as_an_error_that_says_why() -> None:
-    # Recorded from llama-cpp-python before failures were confirmed: it holds one request.
+def test_a_500_recorded_once_replays_as_an_error_that_says_why(tmp_path: Path) -> None:
+    # llama-cpp-python's recorded 500, with its confirming request taken out, as recordings
+    # made before failures were confirmed hold it.
     target = CATALOG.targets["llamacpp"]
     case = Case(CATALOG.behaviors["errors.invalid_value"], target, Api.COMPLETIONS, False)
-    runner = Runner(CATALOG, Settings(mode=Mode.REPLAY, cassettes=REPO / "cassettes"))
+    shipped = case.cassette(REPO / "cassettes")
+    recorded = yaml.safe_load(shipped.read_text(encoding="utf-8"))
+    statuses = [i["response"]["status"]["code"] for i in recorded["interactions"]]
+    assert statuses[-2:] == [500, 500], "the shipped recording confirms its 500"
+    recorded["interactions"] = recorded["interactions"][:-1]
+    copy = case.cassette(tmp_path)
+    copy.parent.mkdir(parents=True)
+    copy.write_text(yaml.safe_dump(recorded), encoding="utf-8")
+    runner = Runner(CATALOG, Settings(mode=Mode.REPLAY, cassettes=tmp_path))
     try:
         result = runner.execute(case)
     finally:

@@ -58,9 +58,21 @@ def test_a_steady_target_gets_the_recorded_requests_and_no_more() -> None:
     ctx, sent = context("option.presence_penalty", _option_script(["a b"], ["c d"]))
     observation = option_effect(ctx)
     assert observation.outcome == "honoured"
-    # The control twice and the option once, as every shipped cassette holds them.
-    assert _labels(ctx) == ["control", "with-presence_penalty", "control-repeat"]
-    assert sum("presence_penalty" in body for body in sent) == 1
+    # The control twice and the option twice, as every shipped cassette holds them.
+    assert _labels(ctx) == [
+        "control",
+        "with-presence_penalty",
+        "control-repeat",
+        "with-presence_penalty-repeat",
+    ]
+    assert sum("presence_penalty" in body for body in sent) == 2
+
+
+def test_one_divergent_reply_against_a_steady_control_is_not_honoured() -> None:
+    # The control reproduces at once; the option's first reply diverged, and then twice
+    # matches the control: the option was ignored, not honoured.
+    ctx, _ = context("option.presence_penalty", _option_script(["a b"], ["a y", "a b", "a b"]))
+    assert option_effect(ctx).outcome == "ignored"
 
 
 def test_a_divergent_control_is_asked_again_and_decided_by_agreement() -> None:
