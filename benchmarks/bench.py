@@ -137,7 +137,7 @@ def _reference_config(target_name: str, **settings: object) -> object:
     from conformance.catalog import load  # noqa: PLC0415
     from conformance.reference import dialect, server  # noqa: PLC0415
 
-    catalog = load(REPO / "specs")
+    catalog = load()
     target = catalog.targets[target_name]
     assert target.reference is not None
     return server.ServerConfig(
