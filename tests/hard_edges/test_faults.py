@@ -22,10 +22,10 @@ from conformance.probes.client import Endpoint, retry_after
 from conformance.recording import Mode
 from conformance.reference.faults import FAULTS, STREAM_FAULTS, FaultSpec
 from conformance.reference.server import RunningServer, ServerConfig, start
-from conformance.results import CaseResult
 from conformance.spec import Api, Target
 from conformance.verdict import Verdict
 from tests.conftest import SPECS
+from tests.hard_edges._faulty import execute as _execute
 
 CATALOG = load(SPECS)
 #: Retries as shipped, but no real waiting: Retry-After is tested on its own below.
@@ -66,17 +66,6 @@ ELSEWHERE = {"trickle", "redirect_307", "redirect_308", "redirect_loop", "redire
 def server() -> Iterator[RunningServer]:
     with start(ServerConfig()) as running:
         yield running
-
-
-def _execute(
-    server: RunningServer, case: Case, spec: FaultSpec, mode: Mode = Mode.LIVE, **settings: Path
-) -> CaseResult:
-    server.faults.configure(spec)
-    runner = Runner(CATALOG, Settings(mode=mode, base_url=server.base_url, **settings))
-    try:
-        return runner.execute(case)
-    finally:
-        runner.close()
 
 
 def test_every_fault_is_named() -> None:

@@ -18,10 +18,10 @@ from conformance.probes.client import MAX_REDIRECTS, Endpoint
 from conformance.recording import Mode
 from conformance.reference.faults import FaultSpec
 from conformance.reference.server import RunningServer, ServerConfig, start
-from conformance.results import CaseResult
 from conformance.spec import Api
 from conformance.verdict import Verdict
 from tests.conftest import SPECS
+from tests.hard_edges._faulty import execute as _execute
 
 CATALOG = load(SPECS)
 TARGET = CATALOG.targets["reference-openai"].model_copy(update={"timeout_s": 10.0})
@@ -35,17 +35,6 @@ CASES = [
 def server() -> Iterator[RunningServer]:
     with start(ServerConfig(api_key=KEY)) as running:
         yield running
-
-
-def _execute(
-    server: RunningServer, case: Case, spec: FaultSpec, mode: Mode = Mode.LIVE, **settings: Path
-) -> CaseResult:
-    server.faults.configure(spec)
-    runner = Runner(CATALOG, Settings(mode=mode, base_url=server.base_url, **settings))
-    try:
-        return runner.execute(case)
-    finally:
-        runner.close()
 
 
 @pytest.fixture(autouse=True)

@@ -22,11 +22,11 @@ from conformance.recording import Mode
 from conformance.reference import dialect
 from conformance.reference.faults import FaultSpec
 from conformance.reference.server import RunningServer, ServerConfig, start
-from conformance.results import CaseResult
 from conformance.spec import Api
 from conformance.verdict import Verdict
 from tests._cli import conformance
 from tests.conftest import REPO, SPECS
+from tests.hard_edges._faulty import execute as _execute
 
 CATALOG = load(SPECS)
 TARGET = CATALOG.targets["reference-openai"].model_copy(
@@ -58,17 +58,6 @@ MESSAGES_STREAMED = Case(CATALOG.behaviors["messages.name"], TARGET, Api.CHAT, T
 def server() -> Iterator[RunningServer]:
     with start(ServerConfig()) as running:
         yield running
-
-
-def _execute(
-    server: RunningServer, case: Case, spec: FaultSpec, mode: Mode = Mode.LIVE, **settings: Path
-) -> CaseResult:
-    server.faults.configure(spec)
-    runner = Runner(CATALOG, Settings(mode=mode, base_url=server.base_url, **settings))
-    try:
-        return runner.execute(case)
-    finally:
-        runner.close()
 
 
 def test_the_reported_503_is_an_error_not_a_deviation(server: RunningServer) -> None:
