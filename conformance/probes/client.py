@@ -713,14 +713,7 @@ def _malformed_response(reply: Reply) -> str | None:
         return "the response has no output list"
     if not all(isinstance(item, dict) for item in response["output"]):
         return "an output item is not an object"
-    usage = response.get("usage")
-    if usage is not None and not isinstance(usage, dict):
-        return "usage is not an object"
-    for name in ("input_tokens", "output_tokens"):
-        count = (usage or {}).get(name)
-        if count is not None and (isinstance(count, bool) or not isinstance(count, int)):
-            return f"usage.{name} is not an integer"
-    return None
+    return _usage_problem(response.get("usage"), ("input_tokens", "output_tokens"))
 
 
 def _object_problem(item: dict[str, Any], *, delta: bool) -> str | None:
@@ -741,14 +734,19 @@ def _object_problem(item: dict[str, Any], *, delta: bool) -> str | None:
             return "a message or delta is not an object"
         if holder is not None and not isinstance(holder.get("content"), str | None):
             return "a message's content is not a string"
-    usage = item.get("usage")
-    if usage is not None:
-        if not isinstance(usage, dict):
-            return "usage is not an object"
-        for name in ("prompt_tokens", "completion_tokens"):
-            count = usage.get(name)
-            if count is not None and (isinstance(count, bool) or not isinstance(count, int)):
-                return f"usage.{name} is not an integer"
+    return _usage_problem(item.get("usage"), ("prompt_tokens", "completion_tokens"))
+
+
+def _usage_problem(usage: Any, counts: tuple[str, ...]) -> str | None:
+    """Why a usage object (None: absent) cannot be read, its ``counts`` as integers."""
+    if usage is None:
+        return None
+    if not isinstance(usage, dict):
+        return "usage is not an object"
+    for name in counts:
+        count = usage.get(name)
+        if count is not None and (isinstance(count, bool) or not isinstance(count, int)):
+            return f"usage.{name} is not an integer"
     return None
 
 
