@@ -71,23 +71,30 @@ def _untimed(result: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def _counting(monkeypatch: pytest.MonkeyPatch, owner: type, name: str) -> list[object]:
+    """The calls of ``owner.name`` from now on, one entry each."""
+    calls: list[object] = []
+    method = getattr(owner, name)
+
+    def counted(self: object, *args: object) -> object:
+        calls.append(args)
+        return method(self, *args)
+
+    monkeypatch.setattr(owner, name, counted)
+    return calls
+
+
 def test_every_shipped_cassette_replays_to_the_results_vcrpys_patching_gave(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    served = vcr.cassette.Cassette.play_response
-    plays: list[object] = []
-
-    def counted(cassette: Any, request: Any) -> Any:
-        plays.append(request)
-        return served(cassette, request)
-
-    monkeypatch.setattr(vcr.cassette.Cassette, "play_response", counted)
+    played = _counting(monkeypatch, vcr.cassette.Cassette, "play_response")
+    served = _counting(monkeypatch, Tape, "handle_request")
     before = _replay_everything(monkeypatch, patching=True)
-    patched_plays = len(plays)
+    patched = len(played)
+    assert patched > 2000, "the patching replay played every interaction through vcrpy"
+    assert not served
     now = _replay_everything(monkeypatch, patching=False)
-    # Both ways replayed every interaction, through vcrpy's cassettes.
-    assert patched_plays > 2000
-    assert len(plays) == 2 * patched_plays
+    assert (len(played), len(served)) == (patched, patched), "the replay went through tapes"
     replayed = [name for name, result in now.items() if result["verdict"] != "skipped"]
     assert len(replayed) > 1000
     assert now.keys() == before.keys()
@@ -106,3 +113,43 @@ def test_a_request_not_in_the_cassette_gets_vcrpys_account_of_it(tmp_path: Path)
         "Can't play back this request: no recorded interaction matches it "
         "(the closest differ in match_json_body)."
     )
+
+
+def _request_of(tape_path: Path, number: int) -> httpx2.Request:
+    """The ``number``-th request recorded in the cassette at ``tape_path``, as sent."""
+    recorded = vcr.serializers.yamlserializer.deserialize(tape_path.read_text())
+    request = recorded["interactions"][number]["request"]
+    return httpx2.Request(request["method"], request["uri"], content=request["body"].encode())
+
+
+def test_each_recorded_answer_plays_once_then_vcrpy_says_so() -> None:
+    tape = Tape(SHIPPED)
+    first = _request_of(SHIPPED, 0)
+    assert tape.handle_request(first).status_code == 200
+    with pytest.raises(ReplayMismatch) as raised:
+        tape.handle_request(_request_of(SHIPPED, 0))
+    assert str(raised.value) == (
+        "Can't play back this request: it matches 1 recorded interaction, "
+        "but that has already been played back."
+    )
+
+
+def test_a_cassette_without_the_suites_metadata_is_a_mismatch_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "case.yaml"
+    text = SHIPPED.read_text()
+    path.write_text(text[: text.index("metadata:")] + "version: 1\n")
+    with pytest.raises(ReplayMismatch) as raised:
+        Tape(path)
+    assert str(raised.value).startswith(f"Can't add metadata 'conformance' to cassette {path}")
+
+
+def test_a_cassette_with_tags_is_read_by_vcrpys_loader_alike(tmp_path: Path) -> None:
+    """What the quick reading does not know (a tag), vcrpy's loader reads, to the same."""
+    path = tmp_path / "case.yaml"
+    path.write_text(SHIPPED.read_text().replace("string: '", "string: !!python/str '"))
+    assert "!!python/str" in path.read_text()
+    for tape_path in (SHIPPED, path):
+        tape = Tape(tape_path)
+        response = tape.handle_request(_request_of(SHIPPED, 1))
+        assert response.read() == Tape(SHIPPED).handle_request(_request_of(SHIPPED, 1)).read()
+        assert tape.metadata == {"recorded_at": "2026-12-01T09:08:53+00:00", "server_version": None}
