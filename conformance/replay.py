@@ -106,13 +106,14 @@ class Tape(httpx2.BaseTransport):
 
 
 def _matches(incoming: Request, recorded: Request) -> bool:
-    """vcrpy's decision on a pair: each matcher raises AssertionError or returns False on a
-    difference."""
+    """vcrpy's decision on a pair: a matcher finds a difference by raising AssertionError,
+    or by returning a false value other than None."""
     for matcher in MATCH_ON:
         try:
-            if matcher(incoming, recorded) is False:
-                return False
+            found = matcher(incoming, recorded)
         except AssertionError:
+            return False
+        if found is not None and not found:
             return False
     return True
 
