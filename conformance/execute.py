@@ -18,14 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vcr.errors import CannotOverwriteExistingCassetteException
-
 from conformance import redaction
-from conformance.observation import NotApplicable, Observation, ProbeError, Tokens
+from conformance.observation import Exchange, NotApplicable, Observation, ProbeError, Tokens
 from conformance.plan import Case
 from conformance.probes import Endpoint, ProbeContext, registered
 from conformance.probes.client import API_NOT_SERVED, ApiNotServed
-from conformance.recording import BrokenCassette, Mode, ReplayMismatch, cassette
+from conformance.recording import Mode, cassette
+from conformance.replay import BrokenCassette, ReplayMismatch
 from conformance.results import CaseResult
 from conformance.spec import Catalog, Target
 from conformance.spec.models import interpolate
@@ -309,31 +308,38 @@ class Runner:
         except MissingKey as exc:
             return result(Verdict.SKIPPED, str(exc))
 
-        endpoint = Endpoint(
-            case.target,
-            self.base_url_for(case.target),
-            credentials.key,
-            fatal=(CannotOverwriteExistingCassetteException,),
-            headers=credentials.headers,
-            query=credentials.query,
-            # A replayed 429 needs no waiting: the cassette holds what came after it.
-            sleep=_no_wait if self.settings.mode is Mode.REPLAY else time.sleep,
-            slots=self.slots_for(case.target),
-        )
+        # Before the cassette: a reference server started for the run is not recorded.
+        base_url = self.base_url_for(case.target)
         probe = registered()[case.behavior.probe]
-        context = ProbeContext(endpoint, case.api, case.stream, case.behavior.params)
+        exchanges: list[Exchange] = []  # the endpoint's, kept here for the errors below
         try:
             with cassette(
                 path,
                 self.settings.mode,
                 secrets=self.secrets,
                 server_version=self.settings.server_version,
-            ) as metadata:
+            ) as reel:
+                endpoint = Endpoint(
+                    case.target,
+                    base_url,
+                    credentials.key,
+                    fatal=(ReplayMismatch,),
+                    headers=credentials.headers,
+                    query=credentials.query,
+                    # A replayed 429 needs no waiting: the cassette holds what came after it.
+                    sleep=_no_wait if self.settings.mode is Mode.REPLAY else time.sleep,
+                    transport=reel.transport,
+                    slots=self.slots_for(case.target),
+                    exchanges=exchanges,
+                )
+                context = ProbeContext(endpoint, case.api, case.stream, case.behavior.params)
                 try:
                     observation = probe.run(context)
                 except ApiNotServed as exc:
                     # Caught inside: the cassette keeps the 404, so a replay skips alike.
                     return result(Verdict.SKIPPED, exc.reason, evidence=exc.exchanges)
+                finally:
+                    endpoint.close()
                 if observation.outcome not in case.behavior.outcomes:
                     # Raised inside: a recording with no observation is not kept.
                     raise ProbeError(
@@ -357,20 +363,20 @@ class Runner:
                 Verdict.ERROR,
                 f"a request is not in the cassette {path} ({exc}); the probe or the spec changed "
                 f"since it was recorded; re-record with: {self.record_command(case)}",
-                evidence=endpoint.exchanges,
+                evidence=exchanges,
             )
         except Exception as exc:  # a bug in one probe must error that case only
             where = traceback.extract_tb(exc.__traceback__)[-1]
             return result(
                 Verdict.ERROR,
                 f"the probe crashed: {type(exc).__name__}: {exc} ({Path(where.filename).name}:{where.lineno})",
-                evidence=endpoint.exchanges,
+                evidence=exchanges,
             )
-        finally:
-            endpoint.close()
         verdict = judge(expected, observation.outcome)
         judged = result(verdict, observation.summary, observation)
-        judged.server_version = _server_version(metadata, self.settings.server_version, observation)
+        judged.server_version = _server_version(
+            reel.metadata, self.settings.server_version, observation
+        )
         return judged
 
 

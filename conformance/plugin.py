@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 # runs keeps every other pytest run untouched, and lets pytest rewrite anyio's plugin.
 SUITE_FILE = Path(__file__).resolve().parent / "suite.py"
 MODES = ("replay", "record", "live")
-#: The attribute of a test report that carries its case's result (as JSON, so that it
-#: survives xdist's serialization of reports from the workers to the controller).
+#: The attribute of an xdist worker's test report that carries its case's result to the
+#: controller (as JSON, so that it survives xdist's serialization of reports).
 REPORT_ATTRIBUTE = "conformance_result"
 
 
@@ -37,12 +37,14 @@ RESULT = pytest.StashKey["CaseResult"]()
 
 @pytest.hookimpl(wrapper=True)
 def pytest_cmdline_main(config: pytest.Config) -> Generator[None, int, int]:
-    """A suite run stops on SIGTERM as on Ctrl-C, writing what it finished."""
+    """A suite run stops on SIGTERM as on Ctrl-C, writing what it finished; its cycle
+    collector runs seldom, as the heap of results only grows."""
     if not _runs_suite(config):
         return (yield)
+    from conformance.memory import collecting_seldom  # noqa: PLC0415
     from conformance.recording import sigterm_as_interrupt  # noqa: PLC0415
 
-    with sigterm_as_interrupt():
+    with sigterm_as_interrupt(), collecting_seldom():
         return (yield)
 
 
@@ -216,6 +218,7 @@ def pytest_configure(config: pytest.Config) -> None:
         baseline=baseline,
         baseline_path=Path(baseline_path) if baseline_path else None,
         previous=previous,
+        worker=hasattr(config, "workerinput"),
     )
     config.stash[SESSION] = session
     config.pluginmanager.register(session, "conformance-session")
@@ -282,6 +285,8 @@ class SuiteSession:
     write_error: str | None = None
     gate: GateReport | None = None
     ahead: Ahead | None = None
+    #: An xdist worker: its results go to the controller on the reports.
+    worker: bool = False
     #: Targets whose every case was skipped for want of a cassette or a key: by name, the
     #: unset variable (None: no cassette).
     not_run: dict[str, str | None] = field(default_factory=dict)
@@ -324,15 +329,18 @@ class SuiteSession:
         report = yield
         result = item.stash.get(RESULT, None)
         if result is not None and call.when == "setup":
-            setattr(report, REPORT_ATTRIBUTE, result.model_dump_json())
+            if self.worker:
+                setattr(report, REPORT_ATTRIBUTE, result.model_dump_json())
+            else:
+                self.collected[report.nodeid] = result
         return report
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """Keep each case's result; under xdist the reports reach the controller with them."""
+        """On the controller of an xdist run, keep the result each worker's report carries."""
         from conformance.results import CaseResult  # noqa: PLC0415
 
         carried = getattr(report, REPORT_ATTRIBUTE, None)
-        if carried is not None:
+        if carried is not None and not self.worker:
             self.collected[report.nodeid] = CaseResult.model_validate_json(carried)
 
     @pytest.hookimpl(trylast=True)
@@ -345,9 +353,9 @@ class SuiteSession:
         from conformance import gate, results  # noqa: PLC0415
         from conformance.report import html, markdown  # noqa: PLC0415
 
-        if hasattr(session.config, "workerinput"):
+        if self.worker:
             self.runner.close()
-            return  # an xdist worker: the controller writes the merged results
+            return  # the controller writes the merged results
         self.not_run = self._not_run()
         self.runner.close()
         written = self.results(complete=exitstatus != pytest.ExitCode.INTERRUPTED)
@@ -394,7 +402,7 @@ class SuiteSession:
         """One line of verdict counts, and where the results went."""
         from conformance.gate import Kind  # noqa: PLC0415
 
-        if hasattr(config, "workerinput"):
+        if self.worker:
             return
         terminalreporter.write_sep("-", "conformance")
         if self.write_error:

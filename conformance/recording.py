@@ -1,30 +1,28 @@
 """Record and replay: one vcrpy cassette per case, with every secret filtered out.
 
-Replay matches requests on method, path and JSON body (key order ignored), so a cassette
-recorded against a server on one port replays against a target configured for another.
+A recording runs live under vcrpy, which patches the HTTP clients while a case runs; a
+replay serves the cassette through the case's own client (conformance.replay). Both match
+requests on method, path and JSON body (key order ignored), so a cassette recorded against
+a server on one port replays against a target configured for another.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 import signal
 import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
+import httpx2
 import vcr
-from vcr.errors import CannotOverwriteExistingCassetteException
-from vcr.persisters.filesystem import CassetteNotFoundError, FilesystemPersister
-from vcr.serializers import yamlserializer
 
 from conformance import files, redaction
-
-METADATA_KEY = "conformance"
+from conformance.replay import METADATA_KEY, Tape, match_json_body
 
 
 class Mode(StrEnum):
@@ -33,26 +31,6 @@ class Mode(StrEnum):
     REPLAY = "replay"  # cassettes only; any request not in the cassette fails
     RECORD = "record"  # live, writing one cassette per case
     LIVE = "live"  # live, no cassettes
-
-
-class ReplayMismatch(Exception):
-    """A request was not found in the case's cassette."""
-
-
-def _json_body(raw: bytes | str | None) -> Any:
-    if not raw:
-        return None
-    text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
-def match_json_body(recorded: Any, incoming: Any) -> None:
-    """vcrpy matcher: the JSON bodies are equal as data, whatever their key order."""
-    if _json_body(recorded.body) != _json_body(incoming.body):
-        raise AssertionError("the JSON bodies differ")
 
 
 def scrubbers(secrets: Sequence[str]) -> tuple[Any, Any]:
@@ -95,97 +73,58 @@ def scrubbers(secrets: Sequence[str]) -> tuple[Any, Any]:
     return before_record_request, before_record_response
 
 
-class BrokenCassette(Exception):
-    """A cassette that cannot be read whole: cut short by a killed run, or edited by hand."""
+@dataclass(frozen=True)
+class Reel:
+    """A case's cassette as its requests see it: what the recording stored beside the
+    interactions, and the transport that replays them (None: requests go to the network)."""
 
-
-class _WholeCassettes(FilesystemPersister):  # type: ignore[misc]
-    """vcrpy's file persister, refusing a cassette it cannot read whole.
-
-    vcrpy itself would treat an undecodable file as empty, and let a YAML error through as
-    whatever the parser raised; here either is a BrokenCassette that names the file.
-    """
-
-    @classmethod
-    def load_cassette(cls, cassette_path: str, serializer: Any) -> Any:
-        try:
-            return super().load_cassette(cassette_path, serializer)
-        except CassetteNotFoundError:
-            if Path(cassette_path).is_file():
-                raise BrokenCassette("the file is empty") from None
-            raise
-        except Exception as exc:
-            cause = exc.__cause__ or exc
-            raise BrokenCassette(f"{type(cause).__name__}: {_in_short(cause)}") from None
-
-
-def _whole(text: str) -> Any:
-    """Parse a cassette; one cut short loses its last key, ``version`` (keys are sorted)."""
-    data = yamlserializer.deserialize(text)
-    if not isinstance(data, dict) or data.get("version") != 1:
-        raise ValueError("it does not end with 'version: 1', as a whole cassette does")
-    if not isinstance(data.get("interactions"), list):
-        raise ValueError("it has no list of 'interactions'")
-    return data
-
-
-_CHECKED_YAML = SimpleNamespace(deserialize=_whole, serialize=yamlserializer.serialize)
-
-
-def _in_short(error: BaseException, width: int = 200) -> str:
-    text = " ".join(str(error).split())
-    return text if len(text) <= width else text[:width] + "…"
+    metadata: dict[str, Any]
+    transport: httpx2.BaseTransport | None = None
 
 
 @contextlib.contextmanager
 def cassette(
     path: Path, mode: Mode, *, secrets: Sequence[str], server_version: str | None = None
-) -> Iterator[dict[str, Any]]:
-    """Run the body against ``path``'s cassette in ``mode``; yields the cassette's metadata.
+) -> Iterator[Reel]:
+    """Run the body against ``path``'s cassette in ``mode``.
 
-    In record mode the cassette is written to a temporary file beside ``path``, with the
-    server version and the time, and replaces the old one only when the body ends normally:
-    a body that raises (an error, a skip, Ctrl-C) leaves the old cassette byte for byte.
-    In replay mode a request that is not in the cassette raises ReplayMismatch, and a
-    cassette that cannot be read whole raises BrokenCassette.
+    In replay mode the cassette is the transport the body's client sends through (see
+    conformance.replay): a request that is not in it raises ReplayMismatch, and a cassette
+    that cannot be read whole raises BrokenCassette. In record mode vcrpy records what the
+    body sends to a temporary file beside ``path``, with the server version and the time,
+    which replaces the old cassette only when the body ends normally: a body that raises
+    (an error, a skip, Ctrl-C) leaves the old cassette byte for byte.
     """
     if mode is Mode.LIVE:
-        yield {}
+        yield Reel({})
         return
-    # Only what is written needs scrubbing; a replay writes nothing, and matches on method,
-    # path and body alone, so it spares every request and response the filters.
-    before_request, before_response = scrubbers(secrets) if mode is Mode.RECORD else (None, None)
+    if mode is Mode.REPLAY:
+        tape = Tape(path)
+        yield Reel(tape.metadata, tape)
+        return
+    before_request, before_response = scrubbers(secrets)
     recorder = vcr.VCR(
-        record_mode="all" if mode is Mode.RECORD else "none",
+        record_mode="all",
         match_on=["method", "path", "json_body"],
         before_record_request=before_request,
         before_record_response=before_response,
         decode_compressed_response=True,
-        serializer="checked-yaml",
     )
     recorder.register_matcher("json_body", match_json_body)
-    recorder.register_serializer("checked-yaml", _CHECKED_YAML)
-    recorder.register_persister(_WholeCassettes)
-    if mode is Mode.REPLAY:
-        with recorder.use_cassette(str(path)) as tape:
-            try:
-                yield tape.get_metadata(METADATA_KEY, {}) or {}
-            except CannotOverwriteExistingCassetteException as exc:
-                raise ReplayMismatch(str(exc).splitlines()[0]) from None
-        return
     for leftover in files.leftovers(path):  # from a run that was killed mid-write
         leftover.unlink(missing_ok=True)
     with (
         files.replacing(path) as temporary,
         recorder.use_cassette(str(temporary), record_on_exception=False) as tape,
     ):
-        yield tape.get_metadata(
+        metadata = tape.get_metadata(
             METADATA_KEY,
             {
                 "recorded_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                 "server_version": server_version,
             },
         )
+        yield Reel(metadata)
 
 
 @contextlib.contextmanager

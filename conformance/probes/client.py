@@ -252,7 +252,7 @@ class Endpoint:
     query: Mapping[str, str] | None = field(default=None, repr=False)
     #: How to wait before a retry; a replay passes a no-op, as there is no server to wait for.
     sleep: Callable[[float], None] = time.sleep
-    #: An httpx transport in place of the network, for tests.
+    #: An httpx transport in place of the network: a replay's cassette, or a test's fake.
     transport: httpx2.BaseTransport | None = None
     #: Held while a request is in flight: the target's share of a concurrent run.
     slots: threading.Semaphore | None = None
@@ -274,6 +274,8 @@ class Endpoint:
             # costs more than a replayed case itself.
             verify=_tls_context(),
             transport=self.transport,
+            # A proxy named in the environment would be a way around the transport.
+            trust_env=self.transport is None,
             follow_redirects=False,
             event_hooks={"request": [self._note], "response": [self._bound]},
         )
