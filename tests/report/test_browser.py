@@ -32,7 +32,7 @@ AGAIN = ("litellm", "transformers", "vllm")
 # Helpers the checks below call in the page; the report's own script is not involved.
 TOOLS = """
 window.t = {
-  box: () => document.querySelector("#matrix .scroll"),
+  box: () => document.querySelector("main .scroll"),
   rect: (node) => { const r = node.getBoundingClientRect();
     return {left: r.left, right: r.right, top: r.top, bottom: r.bottom, width: r.width,
             height: r.height}; },

@@ -295,7 +295,8 @@ def test_documented_profiles_beyond_the_pair_and_the_claims_start_hidden() -> No
     assert {"groq", "ollama", "vllm-docs"} <= listed.keys() - shown
     # Each one's column goes with its box (by its index: no name reaches the style sheet).
     groq = listed["groq"]
-    assert f"body:has(#show-p{groq}:not(:checked)) col.p{groq} {{ visibility: collapse; }}" in text
+    hidden = f"form.filters:has(#show-p{groq}:not(:checked)) ~ * col.p{groq}"
+    assert f"{hidden} {{ visibility: collapse; }}" in text
     assert f'<col class="pc p{groq}">' in text
     assert f'class="pcol p{groq}"' in text
     assert f'class="pcell p{groq}"' in text
