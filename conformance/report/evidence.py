@@ -105,7 +105,9 @@ def _fold(before: str, line: str) -> str:
         start = 0
     rest, rest_before = line[start:], before[start:]
     tail = len(rest) - _shared_tail(rest_before, rest)
-    end = min((at for closer in _CLOSERS if (at := rest.find(closer, tail)) >= 0), default=len(rest))
+    end = min(
+        (at for closer in _CLOSERS if (at := rest.find(closer, tail)) >= 0), default=len(rest)
+    )
     if len(rest) - end < MIN_FOLD:
         end = len(rest)
     return f"{FOLD if start else ''}{rest[:end]}{FOLD if end < len(rest) else ''}"

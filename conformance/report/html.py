@@ -132,7 +132,9 @@ def _filter_css(report: Report) -> str:
         marks += [((f"show-t{a}", f"show-t{b}"), f"x{key}-{a}-{b}") for a, b in pairs]
         for shown, mark in marks:
             when = _when("only-diff", api, *shown)
-            rules.append(f"{when} tr.{mark}, {when} tbody.{mark} > tr.family {{ display: table-row; }}")
+            rules.append(
+                f"{when} tr.{mark}, {when} tbody.{mark} > tr.family {{ display: table-row; }}"
+            )
     # A hidden column collapses (so the header's spans still fit); elsewhere it is gone.
     for column in columns:
         hidden = f"{_FORM}:has(#show-t{column}:not(:checked)) ~ *"

@@ -19,7 +19,6 @@ from typing import Any, Self
 
 from tests.report.conftest import FLAGS
 
-
 #: Milliseconds from navigation start to the end of the load event (0 until it has ended).
 _LOAD_EVENT_END = 'performance.getEntriesByType("navigation")[0].loadEventEnd'
 
