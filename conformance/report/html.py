@@ -128,6 +128,7 @@ def _filter_css(report: Report) -> str:
         # "Differences only": a shown target deviates from its claim, or two shown disagree;
         # a family's label shows with such a row.
         pairs = sorted({pair for row in report.rows for pair in row.disagreeing[name]})
+        marks: list[tuple[tuple[str, ...], str]]
         marks = [((f"show-t{column}",), f"d{key}-{column}") for column in columns]
         marks += [((f"show-t{a}", f"show-t{b}"), f"x{key}-{a}-{b}") for a, b in pairs]
         for shown, mark in marks:
