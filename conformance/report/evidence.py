@@ -3,7 +3,8 @@
 Three kinds of repetition make up most of a replay's evidence, and each is shown once:
 
 - the request headers the SDK sends are the same on every request of a target and API:
-  they are listed once per target and API, and each exchange lists only its own;
+  they are listed once per target and API, and each exchange lists only its own (and so
+  are the headers a server sends with every response of one status);
 - a stream's ``data:`` lines repeat the same envelope (id, model, created...) around a few
   changed characters: each line after the first shows what changed, with ``⋯`` standing
   for the text it shares with the ``data:`` line before it;
@@ -13,11 +14,14 @@ Three kinds of repetition make up most of a replay's evidence, and each is shown
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
+from difflib import SequenceMatcher
 from typing import Any, NamedTuple
 
 from markupsafe import Markup
 
+from conformance.observation import ResponseRecord
 from conformance.results import CaseResult
 
 #: Stands for text that a stream line shares with the ``data:`` line before it.
@@ -28,8 +32,13 @@ MIN_FOLD = 16
 #: one of these), so that the parts cut are whole JSON keys and values.
 _OPENERS = ",{["
 _CLOSERS = ",}]"
+#: Splits JSON text into tokens that begin a key or value, or close an object or array.
+_TOKEN = re.compile(r"(?<=[,{\[])|(?=[}\]])")
 
 Headers = dict[str, str]
+#: Requests or responses whose common headers are shown once (see ``request_group``).
+HeaderGroup = tuple[str, ...]
+_STREAMED = {True: "stream", False: "body"}
 
 
 class Stream(NamedTuple):
@@ -47,8 +56,8 @@ def text(value: str) -> Markup:
 
 
 def request_body(body: Any) -> str:
-    """A request's JSON body on one line, as the probe sent it."""
-    return json.dumps(body, ensure_ascii=False, default=str)
+    """A request's JSON body as the SDK sends it: compact, on one line."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
 def header_lines(headers: Headers) -> str:
@@ -56,20 +65,41 @@ def header_lines(headers: Headers) -> str:
     return "\n".join(f"{name}: {value}" for name, value in headers.items())
 
 
-def common_request_headers(cases: Iterable[CaseResult]) -> dict[tuple[str, str], Headers]:
-    """By (target, API): the request headers, with their values, that every request there
-    carried."""
-    common: dict[tuple[str, str], Headers] = {}
+def request_group(case: CaseResult) -> HeaderGroup:
+    """Where a request's common headers are shown: its target and API."""
+    return (case.target, case.api)
+
+
+def response_group(case: CaseResult, response: ResponseRecord) -> HeaderGroup:
+    """Where a response's common headers are shown: its target, API, status, and whether it
+    streamed (servers send other headers with a stream, and with an error)."""
+    return (case.target, case.api, str(response.status), _STREAMED[response.sse is not None])
+
+
+def group_label(group: HeaderGroup) -> str:
+    """``vllm · chat`` for requests, ``vllm · chat · 200 stream`` for responses."""
+    return " · ".join(group[:2]) + (f" · {' '.join(group[2:])}" if len(group) > 2 else "")
+
+
+def common_headers(cases: Iterable[CaseResult]) -> dict[HeaderGroup, Headers]:
+    """By group (``request_group``, ``response_group``): the headers, with their values,
+    that every request or response of the group carried."""
+    common: dict[HeaderGroup, Headers] = {}
+
+    def meet(group: HeaderGroup, headers: Headers) -> None:
+        found = common.get(group)
+        if found is None:
+            common[group] = dict(headers)
+        else:
+            common[group] = {
+                name: value for name, value in found.items() if headers.get(name) == value
+            }
+
     for case in cases:
         for exchange in case.evidence:
-            headers = exchange.request.headers
-            found = common.get((case.target, case.api))
-            if found is None:
-                common[case.target, case.api] = dict(headers)
-            else:
-                common[case.target, case.api] = {
-                    name: value for name, value in found.items() if headers.get(name) == value
-                }
+            meet(request_group(case), exchange.request.headers)
+            if exchange.response is not None:
+                meet(response_group(case, exchange.response), exchange.response.headers)
     return common
 
 
@@ -96,7 +126,8 @@ def fold_stream(lines: Sequence[str]) -> Stream:
 
 
 def _fold(before: str, line: str) -> str:
-    """``line`` with the head and tail it shares with ``before`` folded, when long enough."""
+    """``line`` with the runs it shares with ``before`` folded, where long enough: its head
+    and tail first (fast), then any run in a middle that is still long."""
     if line == before:
         return FOLD
     shared = _shared_head(before, line)
@@ -110,7 +141,23 @@ def _fold(before: str, line: str) -> str:
     )
     if len(rest) - end < MIN_FOLD:
         end = len(rest)
-    return f"{FOLD if start else ''}{rest[:end]}{FOLD if end < len(rest) else ''}"
+    middle = rest[:end]
+    if len(middle) > 4 * MIN_FOLD:
+        middle = _fold_runs(rest_before[: len(rest_before) - (len(rest) - end)], middle)
+    return f"{FOLD if start else ''}{middle}{FOLD if end < len(rest) else ''}"
+
+
+def _fold_runs(before: str, line: str) -> str:
+    """``line`` with every run of whole JSON tokens that it shares with ``before`` folded."""
+    theirs, mine = _TOKEN.split(before), _TOKEN.split(line)
+    shown: list[str] = []
+    done = 0
+    for block in SequenceMatcher(None, theirs, mine, autojunk=False).get_matching_blocks():
+        shown += mine[done : block.b]
+        run = "".join(mine[block.b : block.b + block.size])
+        shown.append(FOLD if len(run) >= MIN_FOLD else run)
+        done = block.b + block.size
+    return "".join(shown)
 
 
 def _shared_head(a: str, b: str) -> int:

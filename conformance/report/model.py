@@ -16,11 +16,12 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 
 from conformance.compare import Comparison, compare
 from conformance.gate import GateReport, Kind
-from conformance.observation import Exchange, Tokens
-from conformance.report.evidence import Headers, common_request_headers, own_headers
+from conformance.observation import Tokens
+from conformance.report.evidence import HeaderGroup, Headers, common_headers, own_headers
 from conformance.results import (
     BehaviorDoc,
     CaseResult,
@@ -246,8 +247,9 @@ class Report:
     previous: list[Results] = field(default_factory=list)
     comparison: Comparison | None = None
     gate: GateReport | None = None
-    #: By (target, API): the request headers every request there carried, shown once.
-    request_headers: dict[tuple[str, str], Headers] = field(default_factory=dict)
+    #: By header group (``evidence.request_group``, ``evidence.response_group``): the
+    #: headers every request or response of the group carried, shown once.
+    common_headers: dict[HeaderGroup, Headers] = field(default_factory=dict)
 
     def short(self, side: Match) -> str:
         """A short name for one side of the pair, e.g. ``OpenAI`` or ``Fireworks``."""
@@ -294,15 +296,25 @@ class Report:
                 same.append(self.key(api))
         return distinct
 
-    def headers_anchor(self, case: CaseResult) -> str:
-        """The id of the request headers common to ``case``'s target and API."""
-        return anchor("headers", f"{case.target}/{case.api}")
+    def header_groups(self) -> list[tuple[HeaderGroup, list[HeaderGroup]]]:
+        """Each request group with its response groups, as the page lists them."""
+        requests = [group for group in self.common_headers if len(group) == 2]
+        return [
+            (group, sorted(other for other in self.common_headers if other[:2] == group != other))
+            for group in sorted(requests)
+        ]
 
-    def own_headers(self, case: CaseResult, exchange: Exchange) -> Headers:
-        """The request headers of ``exchange`` beyond those common to its target and API."""
-        return own_headers(
-            exchange.request.headers, self.request_headers.get((case.target, case.api), {})
-        )
+    def headers_anchor(self, group: HeaderGroup) -> str:
+        """The id of the headers common to ``group``: short, as thousands of links use it."""
+        return f"h{self._header_index[group]}"
+
+    @cached_property
+    def _header_index(self) -> dict[HeaderGroup, int]:
+        return {group: index for index, group in enumerate(self.common_headers)}
+
+    def own_headers(self, group: HeaderGroup, headers: Headers) -> Headers:
+        """The ``headers`` of a request or response beyond those common to its ``group``."""
+        return own_headers(headers, self.common_headers.get(group, {}))
 
     @property
     def diff(self) -> list[Row]:
@@ -651,5 +663,5 @@ def build(
         previous=list(previous),
         comparison=comparison,
         gate=gate,
-        request_headers=common_request_headers(results.cases),
+        common_headers=common_headers(results.cases),
     )

@@ -256,7 +256,7 @@ def test_fields_outside_the_sdk_types_are_listed_per_target_and_per_exchange() -
     assert "acme" in table
     assert "plainco" not in table
     assert "refused by ChatCompletion:</span> created: Input should be a valid integer" in text
-    assert 'only fields of <span class="mono">ChatCompletion</span>' in text
+    assert "only fields of ChatCompletion" in text
 
     none_extended = report_html.render(results([case("plainco", evidence=[plain])]))
     assert "None: every recorded reply uses only fields" in none_extended
