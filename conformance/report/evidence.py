@@ -109,19 +109,18 @@ def own_headers(headers: Headers, common: Headers) -> Headers:
 
 
 def fold_stream(lines: Sequence[str]) -> Stream:
-    """A stream's lines, the runs each ``data:`` line's value shares with the ``data:`` line
-    before it folded into ``⋯``. A stream that holds ``⋯`` itself is shown as it came."""
+    """A stream's lines, the runs each ``data:`` line shares with the ``data:`` line before
+    it folded into ``⋯``. A stream that holds ``⋯`` itself is shown as it came."""
     if any(FOLD in line for line in lines):
         return Stream("\n".join(lines), 0)
     shown: list[str] = []
     before: str | None = None
     for line in lines:
-        field, colon, value = line.partition(":")
-        if field != "data" or not colon:
+        if not line.startswith("data:"):
             shown.append(line)
             continue
-        shown.append(line if before is None else f"data:{_fold(before, value)}")
-        before = value
+        shown.append(line if before is None else _fold(before, line))
+        before = line
     return Stream("\n".join(shown), sum(a != b for a, b in zip(shown, lines, strict=True)))
 
 
