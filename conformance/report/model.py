@@ -258,6 +258,17 @@ class Report:
         words = (profile.title if profile else name).split()
         return words[0] if words else name
 
+    @cached_property
+    def tags(self) -> dict[Match, str]:
+        """What a chip says of the semantics it matches: the side of the pair, both, neither
+        (nothing for the others)."""
+        return {
+            Match.LEFT: self.short(Match.LEFT),
+            Match.RIGHT: self.short(Match.RIGHT),
+            Match.BOTH: "both",
+            Match.NEITHER: "neither",
+        }
+
     @property
     def recorded(self) -> list[TargetColumn]:
         """The targets that have a column."""
