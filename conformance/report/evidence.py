@@ -28,10 +28,8 @@ from conformance.results import CaseResult
 FOLD = "⋯"
 #: Shared runs shorter than this are shown: hiding them would save less than it obscures.
 MIN_FOLD = 16
-#: Where a shown part may begin (just after one of these) and a folded tail may begin (at
-#: one of these), so that the parts cut are whole JSON keys and values.
-_OPENERS = ",{["
-_CLOSERS = ",}]"
+# A shown part begins just after a "," "{" or "[", and a folded tail at a "," "}" or "]", so
+# that the parts cut are whole JSON keys and values.
 #: Splits JSON text into tokens that begin a key or value, or close an object or array.
 _TOKEN = re.compile(r"(?<=[,{\[])|(?=[}\]])")
 
@@ -130,14 +128,16 @@ def _fold(before: str, line: str) -> str:
     if line == before:
         return FOLD
     shared = _shared_head(before, line)
-    start = max(line.rfind(opener, 0, shared) for opener in _OPENERS) + 1
+    start = max(line.rfind(",", 0, shared), line.rfind("{", 0, shared), line.rfind("[", 0, shared))
+    start += 1
     if start < MIN_FOLD:
         start = 0
     rest, rest_before = line[start:], before[start:]
     tail = len(rest) - _shared_tail(rest_before, rest)
-    end = min(
-        (at for closer in _CLOSERS if (at := rest.find(closer, tail)) >= 0), default=len(rest)
-    )
+    ends = [
+        at for at in (rest.find(",", tail), rest.find("}", tail), rest.find("]", tail)) if at >= 0
+    ]
+    end = min(ends, default=len(rest))
     if len(rest) - end < MIN_FOLD:
         end = len(rest)
     middle = rest[:end]
