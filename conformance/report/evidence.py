@@ -2,9 +2,9 @@
 
 Three kinds of repetition make up most of a replay's evidence, and each is shown once:
 
-- the request headers the SDK sends are the same on every request of a target and API:
-  they are listed once per target and API, and each exchange lists only its own (and so
-  are the headers a server sends with every response of one status);
+- the request headers the SDK sends are the same on every request of a target and API,
+  and a server sends the same ones with every response of one status: they are listed once
+  per group, and each exchange lists only its own;
 - a stream's ``data:`` lines repeat the same envelope (id, model, created...) around a few
   changed characters: each line after the first shows what changed, with ``⋯`` standing
   for the text it shares with the ``data:`` line before it;
@@ -28,8 +28,6 @@ from conformance.results import CaseResult
 FOLD = "⋯"
 #: Shared runs shorter than this are shown: hiding them would save less than it obscures.
 MIN_FOLD = 16
-# A shown part begins just after a "," "{" or "[", and a folded tail at a "," "}" or "]", so
-# that the parts cut are whole JSON keys and values.
 #: Splits JSON text into tokens that begin a key or value, or close an object or array.
 _TOKEN = re.compile(r"(?<=[,{\[])|(?=[}\]])")
 
@@ -48,8 +46,8 @@ class Stream(NamedTuple):
 
 def text(value: str) -> Markup:
     """``value`` escaped for an element's content, where only ``&``, ``<`` and ``>`` mean
-    anything: quotes stay as they are, which keeps JSON a fifth of the size. Never for an
-    attribute's value (there the template's autoescaping applies)."""
+    anything: quotes stay as they are (``&#34;`` would cost JSON four bytes a quote). Never
+    for an attribute's value (there the template's autoescaping applies)."""
     return Markup(value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
 
 
@@ -124,7 +122,9 @@ def fold_stream(lines: Sequence[str]) -> Stream:
 
 def _fold(before: str, line: str) -> str:
     """``line`` with the runs it shares with ``before`` folded, where long enough: its head
-    and tail first (fast), then any run in a middle that is still long."""
+    and tail first (fast), then any run in a middle that is still long. A shown part begins
+    just after a ``,`` ``{`` or ``[`` and a folded tail at a ``,`` ``}`` or ``]``, so that
+    what is cut out is whole JSON keys and values."""
     if line == before:
         return FOLD
     shared = _shared_head(before, line)
