@@ -1,8 +1,9 @@
 """The HTML report: one self-contained file, readable without JavaScript.
 
 Everything is inline (CSS, and a small script that only adds conveniences), nothing is
-fetched, and every piece of provider or results text goes through Jinja's autoescaping.
-A Content-Security-Policy allows no script but the report's own (by its hash), so even a
+fetched, and every piece of provider or results text is escaped: by Jinja's autoescaping,
+or, for the bodies, headers and streams of the evidence (element content only), by
+``evidence.text``. A Content-Security-Policy allows no script but the report's own (by its hash), so even a
 bug in escaping could not run injected markup.
 """
 
@@ -11,17 +12,25 @@ from __future__ import annotations
 import base64
 import hashlib
 import importlib.resources
-import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import jinja2
 
 from conformance import files
 from conformance.compare import LABELS, Change, Comparison
 from conformance.gate import GateReport, Kind
-from conformance.report.model import ALL, PAIR, Match, Report, anchor, build
+from conformance.report import evidence
+from conformance.report.model import (
+    ALL,
+    PAIR,
+    Family,
+    Match,
+    Report,
+    Row,
+    anchor,
+    build,
+)
 from conformance.results import Results
 
 _TEMPLATES = importlib.resources.files("conformance.report") / "templates"
@@ -35,28 +44,19 @@ _ENVIRONMENT = jinja2.Environment(
 )
 
 
-def pretty(text: str | None) -> str:
-    """A response body, indented if it is JSON, else as it came."""
-    if text is None:
-        return ""
-    try:
-        return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
-    except ValueError:
-        return text
-
-
-def as_json(value: Any) -> str:
-    """A request body as indented JSON."""
-    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
-
-
 def safe_url(url: str) -> str | None:
     """``url`` if it is a web address; anything else (``javascript:``...) is shown as text."""
     return url if url.startswith(("https://", "http://")) and " " not in url else None
 
 
-_ENVIRONMENT.filters["pretty"] = pretty
-_ENVIRONMENT.filters["as_json"] = as_json
+_ENVIRONMENT.filters["text"] = evidence.text
+_ENVIRONMENT.filters["request_body"] = evidence.request_body
+_ENVIRONMENT.filters["header_lines"] = evidence.header_lines
+_ENVIRONMENT.filters["fold_stream"] = evidence.fold_stream
+_ENVIRONMENT.globals["FOLD"] = evidence.FOLD
+_ENVIRONMENT.globals["request_group"] = evidence.request_group
+_ENVIRONMENT.globals["response_group"] = evidence.response_group
+_ENVIRONMENT.filters["group_label"] = evidence.group_label
 _ENVIRONMENT.globals["safe_url"] = safe_url
 _ENVIRONMENT.globals["anchor"] = anchor
 _ENVIRONMENT.globals["ALL"] = ALL
@@ -86,54 +86,76 @@ def _csp(script: str) -> str:
     )
 
 
+#: The filters' form: every filter rule starts from its state and reaches what it shows or
+#: hides among the elements after it. Anchored on the small form (never on the body), a
+#: ``:has()`` costs nothing while the browser parses the rest of the page.
+_FORM = "form.filters"
+
+
+def _when(*checked: str) -> str:
+    """A selector for the elements after the form while each box ``checked`` is ticked."""
+    return _FORM + "".join(f":has(#{box}:checked)" for box in checked) + " ~ *"
+
+
+def _row_marks(report: Report, row: Row) -> list[str]:
+    """The classes the filter rules look for on a behavior's row: each API it has
+    (``has-aK``), and under each API choice ``K`` each target column that deviates from its
+    claim (``dK-C``) and each pair of target columns that disagree (``xK-A-B``)."""
+    marks = [f"has-a{report.key(api)}" for api in row.apis]
+    for key, name in enumerate(report.filters):
+        marks += [f"d{key}-{cell.column}" for cell in row.cells if cell.views[name].deviations]
+        marks += [f"x{key}-{a}-{b}" for a, b in row.disagreeing[name]]
+    return marks
+
+
+def row_classes(report: Report, row: Row) -> str:
+    """The filter classes of a behavior's row (see ``_row_marks``)."""
+    return " ".join(_row_marks(report, row))
+
+
+def family_classes(report: Report, family: Family) -> str:
+    """The filter classes of a family's rows together: its label shows with any of them."""
+    marks = (mark for row in family.rows for mark in _row_marks(report, row))
+    return " ".join(dict.fromkeys(marks))
+
+
+_ENVIRONMENT.globals["row_classes"] = row_classes
+_ENVIRONMENT.globals["family_classes"] = family_classes
+
+
 def _filter_css(report: Report) -> str:
     """The rules behind the CSS-only filters.
 
     Targets, profiles and API choices go by their index, never by name, so nothing from the
     results reaches the style sheet (which is not escaped as HTML is).
     """
-    only_diff = "body:has(#only-diff:checked)"
-    rules = [f"{only_diff} :is(tr.behavior, tr.family) {{ display: none; }}"]
+    rules = [f"{_when('only-diff')} :is(tr.behavior, tr.family) {{ display: none; }}"]
+    columns = [target.column for target in report.recorded]
     for key, name in enumerate(report.filters):
-        chosen = f":has(#api-{key}:checked)"
-        rules.append(f"body{chosen} .v{key} {{ display: flex; }}")
+        api = f"api-{key}"
+        rules.append(f"{_when(api)} .v{key} {{ display: flex; }}")
         if name != ALL:
-            rules.append(f"body{chosen} .apif:not(.has-a{key}) {{ display: none; }}")
-            rules.append(
-                f"body{chosen} .matrix > tbody:not(:has(> .has-a{key})) {{ display: none; }}"
-            )
-            rules.append(f"body{chosen} .case-line:not(.api-a{key}) {{ display: none; }}")
+            rules.append(f"{_when(api)} .apif:not(.has-a{key}) {{ display: none; }}")
+            rules.append(f"{_when(api)} .case-line:not(.api-a{key}) {{ display: none; }}")
         # "Differences only": a shown target deviates from its claim, or two shown disagree;
-        # a family's label shows with such a row (as :has cannot nest, spelt out apart).
-        shows = [
-            (
-                f":has(#show-t{column}:checked)",
-                f"tr.behavior:has(> td.t{column}.dv{key})",
-                f"tbody:has(> tr.behavior > td.t{column}.dv{key})",
-            )
-            for column in (target.column for target in report.recorded)
-        ]
+        # a family's label shows with such a row.
         pairs = sorted({pair for row in report.rows for pair in row.disagreeing[name]})
-        shows += [
-            (
-                f":has(#show-t{a}:checked):has(#show-t{b}:checked)",
-                f"tr.x{key}-{a}-{b}",
-                f"tbody:has(> tr.x{key}-{a}-{b})",
+        marks: list[tuple[tuple[str, ...], str]]
+        marks = [((f"show-t{column}",), f"d{key}-{column}") for column in columns]
+        marks += [((f"show-t{a}", f"show-t{b}"), f"x{key}-{a}-{b}") for a, b in pairs]
+        for shown, mark in marks:
+            when = _when("only-diff", api, *shown)
+            rules.append(
+                f"{when} tr.{mark}, {when} tbody.{mark} > tr.family {{ display: table-row; }}"
             )
-            for a, b in pairs
-        ]
-        for shown, row, family in shows:
-            when = f"{only_diff}{chosen}{shown}"
-            rules.append(f"{when} {row}, {when} {family} > tr.family {{ display: table-row; }}")
     # A hidden column collapses (so the header's spans still fit); elsewhere it is gone.
-    for target in report.recorded:
-        hidden = f"body:has(#show-t{target.column}:not(:checked))"
-        rules.append(f"{hidden} col.t{target.column} {{ visibility: collapse; }}")
-        rules.append(f"{hidden} .t{target.column}:not(.matrix *) {{ display: none; }}")
+    for column in columns:
+        hidden = f"{_FORM}:has(#show-t{column}:not(:checked)) ~ *"
+        rules.append(f"{hidden} col.t{column} {{ visibility: collapse; }}")
+        rules.append(f"{hidden} .t{column}:not(.matrix *) {{ display: none; }}")
     for index, _ in enumerate(report.profiles):
-        rules.append(
-            f"body:has(#show-p{index}:not(:checked)) col.p{index} {{ visibility: collapse; }}"
-        )
+        hidden = f"{_FORM}:has(#show-p{index}:not(:checked)) ~ *"
+        rules.append(f"{hidden} col.p{index} {{ visibility: collapse; }}")
     return "\n".join(rules)
 
 

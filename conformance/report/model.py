@@ -16,10 +16,12 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 
 from conformance.compare import Comparison, compare
 from conformance.gate import GateReport, Kind
 from conformance.observation import Tokens
+from conformance.report.evidence import HeaderGroup, Headers, common_headers, own_headers
 from conformance.results import (
     BehaviorDoc,
     CaseResult,
@@ -113,6 +115,8 @@ class CellView:
     errors: int
     recorded: int
     changed: bool
+    #: The cases whose repeated runs (``run --repeat``) disagreed, as "id: tally".
+    flaky: list[str] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -136,6 +140,11 @@ class Cell:
     anchor: str
     cases: list[CaseView]
     views: dict[str, CellView]
+
+    @property
+    def profile(self) -> str | None:
+        """The profile the target claims (None if the cell has no case)."""
+        return self.cases[0].case.profile if self.cases else None
 
 
 @dataclass(frozen=True)
@@ -165,6 +174,12 @@ class Row:
     def profile(self, name: str) -> ProfileCell | None:
         """This row's cell for profile ``name``."""
         return next((cell for cell in self.profiles if cell.profile == name), None)
+
+    @property
+    def claimed(self) -> list[ProfileCell]:
+        """The cells of the profiles that this row's targets claim."""
+        names = {cell.profile for cell in self.cells}
+        return [cell for cell in self.profiles if cell.profile in names]
 
     def differs(self, key: str, shown: Iterable[int]) -> bool:
         """Whether the ``shown`` target columns disagree with each other or with their claim
@@ -232,6 +247,9 @@ class Report:
     previous: list[Results] = field(default_factory=list)
     comparison: Comparison | None = None
     gate: GateReport | None = None
+    #: By header group (``evidence.request_group``, ``evidence.response_group``): the
+    #: headers every request or response of the group carried, shown once.
+    common_headers: dict[HeaderGroup, Headers] = field(default_factory=dict)
 
     def short(self, side: Match) -> str:
         """A short name for one side of the pair, e.g. ``OpenAI`` or ``Fireworks``."""
@@ -239,6 +257,17 @@ class Report:
         profile = self.results.profiles.get(name)
         words = (profile.title if profile else name).split()
         return words[0] if words else name
+
+    @cached_property
+    def tags(self) -> dict[Match, str]:
+        """What a chip says of the semantics it matches: the side of the pair, both, neither
+        (nothing for the others)."""
+        return {
+            Match.LEFT: self.short(Match.LEFT),
+            Match.RIGHT: self.short(Match.RIGHT),
+            Match.BOTH: "both",
+            Match.NEITHER: "neither",
+        }
 
     @property
     def recorded(self) -> list[TargetColumn]:
@@ -264,6 +293,39 @@ class Report:
         """The index of the API filter's choice ``api``: the page's ids and classes use it,
         so that no name from the results ever reaches the style sheet."""
         return self.filters.index(api)
+
+    def views(self, row: Row, cell: Cell) -> list[tuple[list[int], CellView]]:
+        """The cell's distinct views under the API filters that show its row, each with the
+        filters' keys: a view that several filters share is in the page once."""
+        distinct: list[tuple[list[int], CellView]] = []
+        for api in (ALL, *row.apis):
+            view = cell.views[api]
+            same = next((keys for keys, seen in distinct if seen == view), None)
+            if same is None:
+                distinct.append(([self.key(api)], view))
+            else:
+                same.append(self.key(api))
+        return distinct
+
+    def header_groups(self) -> list[tuple[HeaderGroup, list[HeaderGroup]]]:
+        """Each request group with its response groups, as the page lists them."""
+        requests = [group for group in self.common_headers if len(group) == 2]
+        return [
+            (group, sorted(other for other in self.common_headers if other[:2] == group != other))
+            for group in sorted(requests)
+        ]
+
+    def headers_anchor(self, group: HeaderGroup) -> str:
+        """The id of the headers common to ``group``: short, as thousands of links use it."""
+        return f"h{self._header_index[group]}"
+
+    @cached_property
+    def _header_index(self) -> dict[HeaderGroup, int]:
+        return {group: index for index, group in enumerate(self.common_headers)}
+
+    def own_headers(self, group: HeaderGroup, headers: Headers) -> Headers:
+        """The ``headers`` of a request or response beyond those common to its ``group``."""
+        return own_headers(headers, self.common_headers.get(group, {}))
 
     @property
     def diff(self) -> list[Row]:
@@ -385,6 +447,7 @@ def _summarise(views: Iterable[CaseView]) -> CellView:
         errors=sum(view.case.verdict is Verdict.ERROR for view in views),
         recorded=len(recorded),
         changed=any(view.changed for view in views),
+        flaky=[f"{view.case.id}: {view.case.tally()}" for view in views if view.case.unstable],
     )
 
 
@@ -552,6 +615,28 @@ def _row(run: _Run, behavior: str) -> Row:
     )
 
 
+def _history(previous: Sequence[Results]) -> dict[str, list[tuple[str, str]]]:
+    """By case id: each earlier run's label and what the case came to there, oldest first."""
+    history: dict[str, list[tuple[str, str]]] = {}
+    for earlier in previous:
+        for case in earlier.cases:
+            history.setdefault(case.id, []).append((_run_label(earlier), _state(case)))
+    return history
+
+
+def _families(run: _Run) -> list[Family]:
+    """A row for every behavior (the documented ones in their order, then any other that
+    cases name), grouped by family."""
+    behaviors = list(run.results.behaviors) + sorted(
+        {case.behavior for case in run.results.cases} - set(run.results.behaviors)
+    )
+    families: dict[str, list[Row]] = {}
+    for behavior in behaviors:
+        row = _row(run, behavior)
+        families.setdefault(row.doc.family, []).append(row)
+    return [Family(name, rows) for name, rows in families.items()]
+
+
 def build(
     results: Results,
     *,
@@ -562,41 +647,32 @@ def build(
     """The report's view of ``results`` (``previous``: earlier runs, oldest first)."""
     pair = _pair(results, pair)
     profiles = _profile_columns(results, pair)
+    names = [profile.name for profile in profiles]
     by_target: dict[str, list[CaseResult]] = {}
     for case in results.cases:
         by_target.setdefault(case.target, []).append(case)
     comparison = compare(previous[-1], results) if previous else None
-    history: dict[str, list[tuple[str, str]]] = {}
-    for earlier in previous:
-        for case in earlier.cases:
-            history.setdefault(case.id, []).append((_run_label(earlier), _state(case)))
     run = _Run(
         results=results,
         pair=pair,
-        profile_names=[profile.name for profile in profiles],
-        targets=_target_columns(results, [profile.name for profile in profiles], by_target),
+        profile_names=names,
+        targets=_target_columns(results, names, by_target),
         by_target=by_target,
         apis=sorted({case.api for case in results.cases}),
         changed={change.id for change in comparison.cases} if comparison else set(),
-        history=history,
+        history=_history(previous),
         kinds={finding.case.id: finding.kind for finding in gate.findings} if gate else {},
         raised=_raised_caveats(results),
     )
-    behaviors = list(results.behaviors) + sorted(
-        {case.behavior for case in results.cases} - set(results.behaviors)
-    )
-    families: dict[str, list[Row]] = {}
-    for behavior in behaviors:
-        row = _row(run, behavior)
-        families.setdefault(row.doc.family, []).append(row)
     return Report(
         results=results,
         pair=pair,
         profiles=profiles,
         targets=run.targets,
-        families=[Family(name, rows) for name, rows in families.items()],
+        families=_families(run),
         apis=run.apis,
         previous=list(previous),
         comparison=comparison,
         gate=gate,
+        common_headers=common_headers(results.cases),
     )

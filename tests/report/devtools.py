@@ -19,6 +19,9 @@ from typing import Any, Self
 
 from tests.report.conftest import FLAGS
 
+#: Milliseconds from navigation start to the end of the load event (0 until it has ended).
+_LOAD_EVENT_END = 'performance.getEntriesByType("navigation")[0].loadEventEnd'
+
 
 class DevToolsError(RuntimeError):
     """The browser answered a command with an error, or not at all."""
@@ -33,7 +36,10 @@ class Browser:
         self, chromium: str, width: int, height: int, *, scripts: bool = True, timeout: float = 60
     ) -> None:
         self.timeout = timeout
-        self._profile = tempfile.TemporaryDirectory(prefix="chromium-profile-")
+        # Chromium's helper processes may still write to the profile as it is removed.
+        self._profile = tempfile.TemporaryDirectory(
+            prefix="chromium-profile-", ignore_cleanup_errors=True
+        )
         commands_read, self._commands = os.pipe()
         self._replies, replies_write = os.pipe()
 
@@ -127,6 +133,18 @@ class Browser:
             if time.monotonic() > deadline:
                 raise DevToolsError(f"{page} did not finish loading")
             time.sleep(0.1)
+
+    def load_time(self, page: Path) -> float:
+        """Open ``page`` and return the seconds from its navigation's start to the end of its
+        load event, as the page's own Navigation Timing measured them."""
+        self.open(page)
+        # readyState turns "complete" just before the load event's handlers finish.
+        deadline = time.monotonic() + self.timeout
+        while not (ended := self.evaluate(_LOAD_EVENT_END)):
+            if time.monotonic() > deadline:
+                raise DevToolsError(f"{page} never finished its load event")
+            time.sleep(0.05)
+        return float(ended) / 1000
 
     def evaluate(self, expression: str) -> Any:
         """The value of a JavaScript ``expression`` in the page (JSON-able values only)."""

@@ -9,6 +9,7 @@ in the ``artifacts`` folder, never in the checkout's reports/.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ AGAIN = ("litellm", "transformers", "vllm")
 # Helpers the checks below call in the page; the report's own script is not involved.
 TOOLS = """
 window.t = {
-  box: () => document.querySelector("#matrix .scroll"),
+  box: () => document.querySelector("main .scroll"),
   rect: (node) => { const r = node.getBoundingClientRect();
     return {left: r.left, right: r.right, top: r.top, bottom: r.bottom, width: r.width,
             height: r.height}; },
@@ -49,6 +50,18 @@ window.t = {
 };
 true
 """
+
+
+#: Lays out every block of evidence, near the window or not (a reader's scrolling does).
+UNSKIP = """document.querySelectorAll(".evrow").forEach((block) => {
+  block.style.contentVisibility = "visible"; }); true"""
+#: The goals for the default replay's report: its size, and the time from opening the file
+#: to the end of its load event in headless Chromium.
+GOAL_BYTES = 6_000_000
+GOAL_LOAD_S = 1.5
+#: The load check allows this many times the goal (the best of three loads), so that a
+#: loaded machine does not fail it; the report it replaced took five times the goal.
+LOAD_MARGIN = 2
 
 
 def again(data: Results, baseline: gate.Baseline) -> None:
@@ -461,6 +474,8 @@ def test_provider_markup_is_shown_as_text_and_never_runs(
     report.write_text(page, encoding="utf-8")
     with Browser(chromium, 1400, HEIGHT) as browser:
         browser.open(report)
+        # The evidence is laid out only near the window, and innerText skips what is not.
+        browser.evaluate(UNSKIP)
         measured: dict[str, Any] = browser.evaluate(
             """({title: document.title, text: document.body.innerText, url: location.href,
             images: document.querySelectorAll("img").length,
@@ -480,3 +495,46 @@ def test_provider_markup_is_shown_as_text_and_never_runs(
     assert f"summary {EVIL_SCRIPT} {EVIL_IMAGE}" in measured["text"]
     assert f"title {EVIL_SCRIPT}" in measured["text"]
     assert f"chat</style>{EVIL_IMAGE}" in measured["text"]  # the API filter's name, as text
+
+
+def test_the_default_report_is_light_and_opens_fast(replayed: Path, chromium: str) -> None:
+    page = replayed / "index.html"
+    size = page.stat().st_size
+    assert size <= GOAL_BYTES, f"index.html is {size / 1e6:.2f} MB, over the 6 MB goal"
+    loads = []
+    for _ in range(3):
+        with Browser(chromium, 1400, HEIGHT) as browser:
+            loads.append(browser.load_time(page))
+    assert min(loads) <= GOAL_LOAD_S * LOAD_MARGIN, (
+        f"index.html ({size / 1e6:.2f} MB) took {min(loads):.2f} s at best to its load event"
+        f" (loads: {', '.join(f'{load:.2f}' for load in loads)} s); the goal is {GOAL_LOAD_S} s"
+    )
+
+
+def test_every_exchange_opens_from_its_cell(view: tuple[Browser, int], artifacts: Path) -> None:
+    """A reader clicks a cell, then a case's line: the page scrolls to the case, marked, and
+    opening it shows its requests and responses; all without the report's script."""
+    browser, width = view
+    browser.evaluate("t.reset()")
+    target = browser.evaluate(
+        """(() => { const cell = Array.from(document.querySelectorAll("td.cell")).find((c) =>
+        t.shown(c) && c.querySelector("li.case-line a"));
+      cell.querySelector("details").open = true;
+      const link = cell.querySelector("li.case-line a"); link.click();
+      return link.hash.slice(1); })()"""
+    )
+    time.sleep(0.5)  # the navigation, and the layout of the evidence it reaches
+    opened = browser.evaluate(
+        f"""(() => {{ const target = document.getElementById({target!r});
+      const top = t.rect(target).top, marked = target.matches(":target");
+      target.querySelector("summary").click();  // the reader opens the case
+      const exchanges = Array.from(target.querySelectorAll(".exchange"));
+      return {{top: top, marked: marked, open: target.open, window: innerHeight,
+        exchanges: exchanges.length, shown: exchanges.every(t.shown)}}; }})()"""
+    )
+    browser.screenshot(artifacts / f"evidence-from-a-cell-{width}.png")
+    assert 0 <= opened["top"] < opened["window"] / 2, opened  # scrolled to, near the top
+    assert opened["marked"]
+    assert opened["open"]
+    assert opened["exchanges"] >= 1
+    assert opened["shown"], opened

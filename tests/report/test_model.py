@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from conformance.gate import Baseline, BaselineEntry, Kind, evaluate
 from conformance.report.model import ALL, Match, build, match
+from conformance.results import RunOutcome
 from conformance.verdict import Verdict
 from tests.report.factory import case, results
 
@@ -163,3 +164,50 @@ def test_showing_more_targets_never_hides_a_difference(shown: set[int], more: se
                 cell.column in shown and cell.views[key].deviations for cell in row.cells
             ):
                 assert not row.differs(key, shown)  # one target agrees with itself
+
+
+def test_a_view_that_several_api_filters_share_is_listed_once_with_their_keys() -> None:
+    made = results(
+        [
+            case("acme", observed="omitted"),  # chat only: "all" and "chat" look the same
+            case("bolt", observed="omitted"),
+            case("bolt", observed="included", api="completions"),
+        ]
+    )
+    report = build(made)
+    row = next(r for r in report.rows if r.behavior == "stop.inclusion")
+    acme, bolt = row.cells
+    everything, chat, completions = (report.key(api) for api in (ALL, "chat", "completions"))
+    assert [keys for keys, _ in report.views(row, acme)] == [[everything, chat], [completions]]
+    assert report.views(row, acme)[1][1].empty  # acme has no completions case: "n/a"
+    assert [keys for keys, _ in report.views(row, bolt)] == [[everything], [chat], [completions]]
+    # An API that no target of the row has is never chosen with the row shown: no view.
+    assert "responses" not in row.apis
+
+
+def test_flaky_cases_are_named_in_the_views_that_hold_them() -> None:
+    runs = [
+        RunOutcome(verdict=Verdict.PASS, observed="omitted", count=2),
+        RunOutcome(verdict=Verdict.DEVIATION, observed="included", count=1),
+    ]
+    flaky = case("acme", observed=None, verdict=Verdict.ERROR).model_copy(update={"runs": runs})
+    report = build(results([flaky, case("acme", observed="omitted", api="completions")]))
+    cell = next(r for r in report.rows if r.behavior == "stop.inclusion").cells[0]
+    assert [entry.split(":")[0] for entry in cell.views[ALL].flaky] == [flaky.id]
+    assert cell.views["chat"].flaky == cell.views[ALL].flaky
+    assert cell.views["completions"].flaky == []
+
+
+def test_the_profiles_a_row_claims_and_the_header_groups() -> None:
+    made = results([case("acme"), case("bolt", observed="included", profile="fireworks")])
+    report = build(made)
+    row = next(r for r in report.rows if r.behavior == "stop.inclusion")
+    assert [cell.profile for cell in row.claimed] == ["openai", "fireworks"]
+    assert [cell.profile for cell in row.cells] == ["openai", "fireworks"]
+    groups = report.header_groups()
+    assert groups == [
+        (("acme", "chat"), [("acme", "chat", "200", "body")]),
+        (("bolt", "chat"), [("bolt", "chat", "200", "body")]),
+    ]
+    anchors = {report.headers_anchor(g) for group, more in groups for g in (group, *more)}
+    assert len(anchors) == 4
