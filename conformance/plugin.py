@@ -320,9 +320,10 @@ class SuiteSession:
             ordered = longest_first(cases, self.runner.settings.cassettes)
             self.ahead = Ahead(self.runner, ordered, workers)
             rank = {case.name: number for number, case in enumerate(ordered)}
-            # In place: pytest runs the list it collected. Items of no case keep their place
-            # ahead of the others.
-            session.items.sort(key=lambda item: rank.get(item.name, -1))
+            # In place: pytest runs the list it collected. Items of no case go first.
+            session.items.sort(
+                key=lambda item: rank[item.stash[CASE].name] if CASE in item.stash else -1
+            )
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(
