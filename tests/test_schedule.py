@@ -65,8 +65,9 @@ def test_longest_first_puts_unknown_then_most_requests_first_and_keeps_ties(
     counts = [count[case.name] for case in scheduled]
     unknown = counts.count(None)
     assert counts[:unknown] == [None] * unknown
-    known = counts[unknown:]
-    assert known == sorted(known, reverse=True)  # type: ignore[type-var]
+    known = [count for count in counts if count is not None]
+    assert known == counts[unknown:]
+    assert known == sorted(known, reverse=True)
     for value in set(counts):  # equal counts keep the order they were given in
         tied = [case.name for case in scheduled if count[case.name] == value]
         assert tied == [case.name for case in order if count[case.name] == value]
