@@ -1,17 +1,24 @@
-"""Measure the suite: replay speed, a live run under latency, tokens, and report building.
+"""Measure the suite and print each figure beside its goal.
 
-Run with ``nox -s bench`` (or ``python benchmarks/bench.py`` from the repository root). It
-prints figures measured once, on this machine, as it is loaded right now: ratios from one
-run, not guarantees. Nothing here is a test; nothing fails on a slow figure.
+Run with ``nox -s bench`` (or ``python benchmarks/bench.py`` from the repository root). The
+figures are measured on this machine as it is loaded right now: read them as rough. Nothing
+here is a test; nothing fails on a slow figure. It prints:
 
-1. Replay: ``conformance run`` over every shipped cassette, against a bare pytest run of as
-   many trivial tests (the cost of pytest itself).
-2. Live under latency: the reference server answers every request after ``--latency``
-   seconds; the whole catalog runs live against it, and its wall time is set against the
-   critical path, the longest chain of sequential requests in any one case.
-3. Tokens: what each target's cases used, from the replayed results.
-4. Report: building index.html for 10 targets x 50 behaviors of synthetic results.
-5. Jitter: full live runs per reference dialect against a server whose temperature-0
+1. Replay: the README's first command (``conformance run --baseline cassettes/baseline.yaml``,
+   every shipped cassette) and a bare pytest run of as many trivial tests, alternated over
+   ``--rounds`` rounds: each time, the medians and their ratio (goal: at most 2.5x), and the
+   peak resident set size of the replay's process.
+2. Report: the size of that replay's index.html (goal: at most 6 MB) and its load time in
+   headless Chromium (goal: at most 1.5 s), from navigation start to the end of the load
+   event, the median of three loads; skipped where Chromium is not installed.
+3. Live: the whole catalog of reference-openai against a reference server that answers every
+   request after ``--latency`` seconds (default 1), ``--live-runs`` times: the wall time of
+   ``conformance run`` (split into before its session, the session, and after it), and the
+   throughput-aware bound max(critical path, requests x latency / concurrency), with the
+   target's max_concurrency; goal: at most 1.25x the bound.
+4. Tokens per target, from the replay (goal: at most 20,000 per target).
+5. Report build: index.html for 10 targets x 50 behaviors of synthetic results (goal: 1 s).
+6. Jitter: full live runs per reference dialect against a server whose temperature-0
    requests diverge now and then (``--jitter``), set against a clean run of the same
    dialect: errors, skips the clean run lacks, changed verdicts or outcomes, and tokens.
 """
@@ -23,117 +30,159 @@ import datetime as dt
 import json
 import os
 import platform
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from conformance.reference.server import ServerConfig
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # the package and tests.report.devtools, from this checkout
+
 LIVE_TARGET = "reference-openai"
 JITTER_TARGETS = ("reference-openai", "reference-fireworks")
+BENCH_KEY = "bench-reference-key-0000"
+CONFORMANCE = [sys.executable, "-m", "conformance"]
+#: The README's first command.
+REPLAY = ["run", "--baseline", "cassettes/baseline.yaml"]
+PAGE_LOADS = 3
 
 
-def _timed(command: list[str], *, cwd: Path, env: dict[str, str] | None = None) -> float:
+@dataclass(frozen=True)
+class Child:
+    """What one child process took: wall time, peak resident set size, exit code."""
+
+    launched_at: dt.datetime
+    seconds: float
+    peak_rss_bytes: int
+    returncode: int
+
+
+def run_child(command: list[str], *, cwd: Path, env: dict[str, str] | None = None) -> Child:
+    """Run ``command`` to its end, quietly, and measure it.
+
+    The peak RSS is ``ru_maxrss`` of this one child as ``wait4`` reports it: the largest
+    resident set of the child itself or of any process it waited for (on Linux, in KiB).
+    """
+    launched_at = dt.datetime.now(dt.UTC)
     started = time.perf_counter()
-    subprocess.run(
+    process = subprocess.Popen(
         command,
         cwd=cwd,
         env={**os.environ, **(env or {})},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        check=False,
     )
-    return time.perf_counter() - started
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+    return Child(launched_at, seconds, usage.ru_maxrss * 1024, process.returncode)
 
 
-def _cases(report_dir: Path) -> list[dict[str, object]]:
-    cases: list[dict[str, object]] = json.loads((report_dir / "results.json").read_text())["cases"]
-    return cases
+def _results(report_dir: Path) -> dict[str, Any]:
+    written: dict[str, Any] = json.loads((report_dir / "results.json").read_text())
+    return written
 
 
-def replay(work: Path) -> None:
-    """Time the full replay and a bare pytest run of as many trivial tests."""
-    reports = work / "replay"
-    command = [sys.executable, "-m", "conformance", "run", "--report-dir", str(reports)]
-    seconds = _timed(command, cwd=REPO)
-    cases = _cases(reports)
-    ran = [case for case in cases if case["verdict"] != "skipped"]
+def _seconds(values: list[float]) -> str:
+    """The median, then every value: ``9.81 s (9.62, 9.81, 10.40)``."""
+    each = ", ".join(f"{value:.2f}" for value in values)
+    return f"{statistics.median(values):.2f} s ({each})"
 
-    trivial = work / "test_trivial.py"
-    trivial.write_text(
+
+def _trivial_tests(work: Path, count: int) -> Path:
+    path = work / "test_trivial.py"
+    path.write_text(
         "import pytest\n\n\n"
-        f"@pytest.mark.parametrize('n', range({len(cases)}))\n"
+        f"@pytest.mark.parametrize('n', range({count}))\n"
         "def test_nothing(n):\n    pass\n"
     )
-    bare = _timed(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(trivial)], cwd=work
-    )
-    parallel = _timed([*command, "--", "-n", "2"], cwd=REPO)
-    print("replay of every shipped cassette")
-    print(f"  cases:                      {len(cases)} ({len(ran)} replayed, the rest skipped)")
-    print(
-        f"  conformance run:            {seconds:6.2f} s  ({1000 * seconds / len(cases):.1f} ms a case)"
-    )
-    print(f"  conformance run -- -n 2:    {parallel:6.2f} s")
-    print(f"  bare pytest, {len(cases)} trivial: {bare:6.2f} s")
-    print(f"  ratio to bare pytest:       {seconds / bare:6.2f}x (goal: at most 3x; 10 s in all)")
+    return path
 
 
-def live(work: Path, latency: float) -> None:
-    """Run the catalog live against a reference server that waits ``latency`` per request."""
-    sys.path.insert(0, str(REPO))
-    from conformance.catalog import load  # noqa: PLC0415
-    from conformance.reference import dialect, server  # noqa: PLC0415
-    from conformance.reference.faults import FaultSpec  # noqa: PLC0415
-
-    catalog = load()
-    target = catalog.targets[LIVE_TARGET]
-    key = "bench-reference-key-0000"
-    config = server.ServerConfig(
-        switches=dialect.switches_for(catalog, target.profile),
-        context_window=min(target.window(api) for api in target.apis),
-        max_output_tokens=target.output_cap(target.apis[0]),
-        api_key=key,
-        faults=FaultSpec(kind="slow_first_byte", delay_s=latency),
-    )
-    reports = work / "live"
-    print(
-        f"live run of {LIVE_TARGET} against the reference server, {latency * 1000:.0f} ms a request"
-    )
-    with server.start(config) as running:
-        base = [sys.executable, "-m", "conformance", "run", "--mode", "live"]
-        args = ["--target", LIVE_TARGET, "--base-url", running.base_url]
-        env = {"REFERENCE_API_KEY": key}
-        for concurrency in (1, None):
-            extra = ["--concurrency", str(concurrency)] if concurrency else []
-            seconds = _timed(
-                [*base, *args, *extra, "--report-dir", str(reports)], cwd=REPO, env=env
-            )
-            written = json.loads((reports / "results.json").read_text())
-            cases = written["cases"]
-            chains = [len(case["evidence"]) for case in cases]
-            critical = max(chains) * latency
-            # The session, from the plan to the last case: without the interpreter's start.
-            provenance = written["provenance"]
-            session = (
-                dt.datetime.fromisoformat(provenance["finished_at"])
-                - dt.datetime.fromisoformat(provenance["started_at"])
-            ).total_seconds()
-            label = f"--concurrency {concurrency}" if concurrency else "default concurrency"
-            print(
-                f"  {label:22} {seconds:6.2f} s ({session:.2f} s in the session) for"
-                f" {len(cases)} cases, {sum(chains)} requests; critical path {max(chains)}"
-                f" requests = {critical:.2f} s; ratio {seconds / critical:.2f}x"
-                f" ({session / critical:.2f}x in the session; goal: at most 1.5x)"
-            )
+def replay(work: Path, rounds: int) -> Path:
+    """Time the full replay against a bare pytest run, alternating; return its report folder."""
+    reports = work / "replay"
+    command = [*CONFORMANCE, *REPLAY, "--report-dir", str(reports)]
+    replays: list[Child] = []
+    bare: list[Child] = []
+    trivial: Path | None = None
+    for _ in range(rounds):
+        replays.append(run_child(command, cwd=REPO))
+        if trivial is None:  # as many trivial tests as the replay has cases
+            trivial = _trivial_tests(work, len(_results(reports)["cases"]))
+        bare_command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+        bare.append(run_child([*bare_command, str(trivial)], cwd=work))
+    cases = _results(reports)["cases"]
+    replayed = sum(1 for case in cases if case["verdict"] != "skipped")
+    replay_s = [child.seconds for child in replays]
+    bare_s = [child.seconds for child in bare]
+    ratio = statistics.median(replay_s) / statistics.median(bare_s)
+    codes = sorted({child.returncode for child in replays})
+    peak = max(child.peak_rss_bytes for child in replays)
+    print(f"replay of every shipped cassette (conformance {' '.join(REPLAY)}), {rounds} round(s)")
+    _figure("cases", f"{len(cases):,} ({replayed:,} replayed, the rest skipped)")
+    _figure("exit code", f"{', '.join(map(str, codes))} (0: the recorded outcomes)")
+    _figure("conformance run", _seconds(replay_s))
+    _figure(f"bare pytest, {len(cases):,} trivial tests", _seconds(bare_s))
+    _figure("ratio of the medians", f"{ratio:.2f}x", goal="at most 2.5x", met=ratio <= 2.5)
+    _figure("peak RSS of the replay", f"{peak / 2**20:.0f} MiB (the largest of its runs)")
+    return reports
 
 
-def _reference_config(target_name: str, **settings: object) -> object:
+def _figure(label: str, value: str, *, goal: str | None = None, met: bool = False) -> None:
+    """One line of figures: what, how much, and the goal with whether it is met."""
+    verdict = f"  [goal: {goal}: {'met' if met else 'NOT met'}]" if goal else ""
+    print(f"  {label:<36} {value}{verdict}")
+
+
+def _chromium() -> str | None:
+    from tests.report.conftest import BROWSERS  # noqa: PLC0415  (the tests' own list)
+
+    return next((found for name in BROWSERS if (found := shutil.which(name))), None)
+
+
+def report_page(reports: Path) -> None:
+    """The size of the replay's index.html and its load time in headless Chromium."""
+    page = reports / "index.html"
+    size = page.stat().st_size
+    print("report of the replay (index.html)")
+    _figure("size", f"{size / 1e6:.1f} MB ({size:,} bytes)", goal="at most 6 MB", met=size <= 6e6)
+    chromium = _chromium()
+    if chromium is None:
+        _figure("load time in headless Chromium", "skipped: Chromium is not installed")
+        return
+    from tests.report.devtools import Browser  # noqa: PLC0415  (needs Chromium)
+
+    with Browser(chromium, 1400, 900) as browser:
+        loads = [_load_seconds(browser, page) for _ in range(PAGE_LOADS)]
+    met = statistics.median(loads) <= 1.5
+    _figure("load time in headless Chromium", _seconds(loads), goal="at most 1.5 s", met=met)
+    print(f"    (navigation start to loadEventEnd, by Navigation Timing; {PAGE_LOADS} fresh loads)")
+
+
+def _load_seconds(browser: Any, page: Path) -> float:
+    """One fresh load of ``page``: navigation start to loadEventEnd, in seconds."""
+    browser.send("Page.navigate", url="about:blank")
+    browser.open(page)
+    timing = "performance.getEntriesByType('navigation')[0].loadEventEnd"
+    deadline = time.monotonic() + 60
+    while not (end := browser.evaluate(timing)):  # readyState is complete before load ends
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{page} never finished its load event")
+        time.sleep(0.05)
+    return float(end) / 1000  # milliseconds since navigation start
+
+
+def _reference_config(target_name: str, **settings: Any) -> ServerConfig:
     """The ServerConfig a live run of ``target_name`` gets, plus ``settings``."""
-    sys.path.insert(0, str(REPO))
     from conformance.catalog import load  # noqa: PLC0415
     from conformance.reference import dialect, server  # noqa: PLC0415
 
@@ -144,7 +193,88 @@ def _reference_config(target_name: str, **settings: object) -> object:
         switches=dialect.switches_for(catalog, target.reference.dialect, target.reference.set),
         context_window=min(target.window(api) for api in target.apis),
         max_output_tokens=target.output_cap(target.apis[0]),
-        **settings,  # type: ignore[arg-type]
+        **settings,
+    )
+
+
+def _live_command(target_name: str, base_url: str, report_dir: Path) -> list[str]:
+    return [
+        *CONFORMANCE,
+        *("run", "--mode", "live"),
+        *("--target", target_name, "--base-url", base_url, "--report-dir", str(report_dir)),
+    ]
+
+
+@dataclass(frozen=True)
+class LiveRun:
+    """One live run's figures, against its throughput-aware bound."""
+
+    wall_s: float
+    #: From the launch to the session's start: the interpreter, imports, specs and plan.
+    before_s: float
+    #: From the plan to the last case's result.
+    session_s: float
+    cases: int
+    requests: int
+    longest_chain: int
+
+    @classmethod
+    def of(cls, child: Child, written: dict[str, Any]) -> LiveRun:
+        """The figures of a run that took ``child`` and wrote ``written``."""
+        started = dt.datetime.fromisoformat(written["provenance"]["started_at"])
+        finished = dt.datetime.fromisoformat(written["provenance"]["finished_at"])
+        before = (started - child.launched_at).total_seconds()
+        session = (finished - started).total_seconds()
+        chains = [len(case["evidence"]) for case in written["cases"]]
+        return cls(child.seconds, before, session, len(chains), sum(chains), max(chains))
+
+    @property
+    def after_s(self) -> float:
+        """From the last result to the exit: the reports written, the interpreter's end."""
+        return self.wall_s - self.before_s - self.session_s
+
+    def bound_s(self, latency: float, concurrency: int) -> float:
+        """max(critical path, requests x latency / concurrency)."""
+        return max(self.longest_chain * latency, self.requests * latency / concurrency)
+
+
+def live(work: Path, latency: float, runs: int) -> None:
+    """Run the catalog live against a reference server that waits ``latency`` per request."""
+    from conformance.catalog import load  # noqa: PLC0415
+    from conformance.reference import server  # noqa: PLC0415
+    from conformance.reference.faults import FaultSpec  # noqa: PLC0415
+
+    concurrency = load().targets[LIVE_TARGET].max_concurrency
+    config = _reference_config(
+        LIVE_TARGET, api_key=BENCH_KEY, faults=FaultSpec(kind="slow_first_byte", delay_s=latency)
+    )
+    reports = work / "live"
+    measured: list[LiveRun] = []
+    with server.start(config) as running:
+        command = _live_command(LIVE_TARGET, running.base_url, reports)
+        for _ in range(runs):
+            child = run_child(command, cwd=REPO, env={"REFERENCE_API_KEY": BENCH_KEY})
+            measured.append(LiveRun.of(child, _results(reports)))
+    first = measured[0]
+    bound = first.bound_s(latency, concurrency)
+    throughput = first.requests * latency / concurrency
+    ratio = statistics.median(run.wall_s for run in measured) / bound
+    print(f"live run of {LIVE_TARGET}, {latency:g} s a request, {runs} run(s)")
+    _figure("cases, requests", f"{first.cases}, {first.requests}")
+    critical = first.longest_chain * latency
+    _figure("critical path", f"{critical:.2f} s ({first.longest_chain} requests in one case)")
+    _figure(
+        "requests x latency / concurrency",
+        f"{throughput:.2f} s ({first.requests} x {latency:g} s / {concurrency}, the target's"
+        " max_concurrency)",
+    )
+    _figure("bound, the larger of the two", f"{bound:.2f} s")
+    _figure("wall time of conformance run", _seconds([run.wall_s for run in measured]))
+    _figure("  before the session", _seconds([run.before_s for run in measured]))
+    _figure("  in the session", _seconds([run.session_s for run in measured]))
+    _figure("  after the session", _seconds([run.after_s for run in measured]))
+    _figure(
+        "median wall time to the bound", f"{ratio:.2f}x", goal="at most 1.25x", met=ratio <= 1.25
     )
 
 
@@ -152,16 +282,11 @@ def _live_run(target_name: str, report_dir: Path, *, jitter: float, seed: int) -
     """One full live run of ``target_name`` against a reference server with ``jitter``."""
     from conformance.reference import server  # noqa: PLC0415
 
-    key = "bench-reference-key-0000"
-    config = _reference_config(target_name, api_key=key, jitter=jitter, jitter_seed=seed)
-    with server.start(config) as running:  # type: ignore[arg-type]
-        command = [sys.executable, "-m", "conformance", "run", "--mode", "live"]
-        command += ["--target", target_name, "--base-url", running.base_url]
-        _timed(
-            [*command, "--report-dir", str(report_dir)], cwd=REPO, env={"REFERENCE_API_KEY": key}
-        )
-    written: dict[str, Any] = json.loads((report_dir / "results.json").read_text())
-    return written
+    config = _reference_config(target_name, api_key=BENCH_KEY, jitter=jitter, jitter_seed=seed)
+    with server.start(config) as running:
+        command = _live_command(target_name, running.base_url, report_dir)
+        run_child(command, cwd=REPO, env={"REFERENCE_API_KEY": BENCH_KEY})
+    return _results(report_dir)
 
 
 @dataclass
@@ -225,25 +350,24 @@ def jitter(work: Path, runs: int, heavy_runs: int) -> None:
     )
 
 
-def tokens(work: Path) -> None:
+def tokens(reports: Path) -> None:
     """Tokens per target in the replay, as each target's usage reported them."""
-    sys.path.insert(0, str(REPO))
     from conformance import results  # noqa: PLC0415
 
-    replayed = results.load(work / "replay" / "results.json")
+    replayed = results.load(reports / "results.json")
     print("tokens per target (as usage reports them; a stream without usage counts none)")
     for name, spent in results.token_totals(replayed.cases).items():
         if spent.total:
-            print(
-                f"  {name:20} {spent.total:7,} ({spent.prompt:,} prompt + "
-                f"{spent.completion:,} completion)"
+            _figure(
+                name,
+                f"{spent.total:,} ({spent.prompt:,} prompt + {spent.completion:,} completion)",
+                goal="at most 20,000",
+                met=spent.total <= 20_000,
             )
-    print("  goal: at most 20,000 per target for the full catalog")
 
 
 def report_build() -> None:
     """Build index.html for 10 targets x 50 behaviors of synthetic results."""
-    sys.path.insert(0, str(REPO))
     from conformance.observation import Exchange, RequestRecord, ResponseRecord  # noqa: PLC0415
     from conformance.report import html  # noqa: PLC0415
     from conformance.results import (  # noqa: PLC0415
@@ -331,17 +455,23 @@ def report_build() -> None:
     started = time.perf_counter()
     page = html.render(results)
     seconds = time.perf_counter() - started
-    print("report build, 10 targets x 50 behaviors x 4 variants")
-    print(
-        f"  {len(cases)} cases, {len(page) / 1e6:.1f} MB of HTML in {seconds:.2f} s (goal: at most 1 s)"
+    print("report build, 10 targets x 50 behaviors x 4 variants (synthetic)")
+    _figure(
+        f"{len(cases):,} cases, {len(page) / 1e6:.1f} MB of HTML",
+        f"{seconds:.2f} s",
+        goal="at most 1 s",
+        met=seconds <= 1,
     )
 
 
 def main() -> int:
     """Print every figure."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--latency", type=float, default=0.2, help="seconds a live request waits")
-    parser.add_argument("--skip-live", action="store_true", help="leave out the live run")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="replays and bare pytest runs, alternated"
+    )
+    parser.add_argument("--latency", type=float, default=1.0, help="seconds a live request waits")
+    parser.add_argument("--live-runs", type=int, default=3, help="live runs (0 leaves them out)")
     parser.add_argument(
         "--jitter-runs",
         type=int,
@@ -354,15 +484,17 @@ def main() -> int:
     options = parser.parse_args()
     print(
         f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M UTC} · {platform.machine()} · "
-        f"{os.cpu_count()} cores · Python {platform.python_version()}"
+        f"{os.cpu_count()} cores · Python {platform.python_version()} · "
+        f"load average {os.getloadavg()[0]:.1f}"
     )
     with tempfile.TemporaryDirectory(prefix="conformance-bench-") as temporary:
         work = Path(temporary)
         if not options.only_jitter:
-            replay(work)
-            if not options.skip_live:
-                live(work, options.latency)
-            tokens(work)
+            reports = replay(work, options.rounds)
+            report_page(reports)
+            if options.live_runs:
+                live(work, options.latency, options.live_runs)
+            tokens(reports)
             report_build()
         if any(options.jitter_runs):
             jitter(work, *options.jitter_runs)

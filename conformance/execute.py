@@ -383,8 +383,9 @@ class Runner:
 class Ahead:
     """Cases probed ahead of pytest, several at a time, for live runs that wait on the network.
 
-    Worker threads take the cases in plan order and keep each result until its pytest item
-    asks for it (``result``), so pytest still reports one case at a time, in order. The
+    Worker threads take the cases in the order given (the plugin gives the longest chains of
+    requests first, see ``schedule``) and keep each result until its pytest item asks for it
+    (``result``), so pytest still reports one case at a time. The
     threads are daemons: an interrupted run does not wait for requests in flight. Each
     target's ``max_concurrency`` still bounds its requests in flight. Recording never runs
     ahead: vcrpy's cassettes patch the HTTP client for the whole process.

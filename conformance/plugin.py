@@ -307,8 +307,11 @@ class SuiteSession:
         return items
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        """In a live run, start probing the selected cases ahead, several at a time."""
+        """In a live run, start probing the selected cases ahead, several at a time, the
+        longest chains of requests first; the items then run in that order, so that each
+        item's result is among the first ready."""
         from conformance.execute import Ahead, concurrency  # noqa: PLC0415
+        from conformance.schedule import longest_first  # noqa: PLC0415
 
         if hasattr(session.config, "workerinput"):
             return  # under xdist each worker runs the items it is sent, one at a time
@@ -319,7 +322,13 @@ class SuiteSession:
             session.config.getoption("concurrency"),
         )
         if workers > 1 and len(cases) > 1:
-            self.ahead = Ahead(self.runner, cases, workers)
+            ordered = longest_first(cases, self.runner.settings.cassettes)
+            self.ahead = Ahead(self.runner, ordered, workers)
+            rank = {case.name: number for number, case in enumerate(ordered)}
+            # In place: pytest runs the list it collected. Items of no case go first.
+            session.items.sort(
+                key=lambda item: rank[item.stash[CASE].name] if CASE in item.stash else -1
+            )
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(

@@ -6,6 +6,7 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import httpx2
 import pytest
@@ -17,10 +18,11 @@ from conformance.plan import Case, plan
 from conformance.probes.client import Endpoint
 from conformance.recording import Mode
 from conformance.reference import server
+from conformance.schedule import longest_first
 from conformance.spec import Api
 from conformance.verdict import Verdict
 from tests._cli import conformance
-from tests.conftest import SPECS
+from tests.conftest import REPO, SPECS
 from tests.test_plugin import _results
 
 CATALOG = load(SPECS)
@@ -157,3 +159,26 @@ def test_a_live_run_with_concurrency_writes_every_case(tmp_path: Path) -> None:
     assert completed.returncode == 0, completed.stdout
     written = _results(tmp_path / "reports")
     assert set(written) == {case.name for case in plan(CATALOG, ["reference-openai"], ["stop"])}
+
+
+def test_a_live_run_starts_and_reports_the_longest_recorded_chains_first(tmp_path: Path) -> None:
+    (tmp_path / "specs").symlink_to(SPECS)
+    selection = (["reference-openai"], ["completions", "stop"])
+    planned = plan(CATALOG, *selection)
+    longest = [case.name for case in longest_first(planned, REPO / "cassettes")]
+    assert longest != [case.name for case in planned]  # the plan's order would fail here
+    completed = conformance(
+        "run",
+        "--mode",
+        "live",
+        "--concurrency",
+        "2",
+        "--cassettes",
+        str(REPO / "cassettes"),
+        *("--target", selection[0][0], "--behavior", selection[1][0]),
+        *("--behavior", selection[1][1]),
+        cwd=tmp_path,
+    )
+    assert completed.returncode == 0, completed.stdout
+    junit = ElementTree.parse(tmp_path / "reports" / "junit.xml")
+    assert [testcase.get("name") for testcase in junit.iter("testcase")] == longest
