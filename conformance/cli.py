@@ -173,8 +173,9 @@ def _add_run(commands: _Commands) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="live runs: cases probed at once (default: what the targets' max_concurrency "
-        "allows together, at most 64)",
+        help="cases run at once: live, on threads (default: what the targets' "
+        "max_concurrency allows together, at most 64); replays, in forked processes "
+        "(default: one per core, at most 4)",
     )
     run.add_argument(
         "--repeat",

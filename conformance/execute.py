@@ -7,13 +7,12 @@ and every key the run knows is scrubbed from it, and from the log, before anyone
 from __future__ import annotations
 
 import os
-import queue
 import secrets
 import shlex
 import threading
 import time
 import traceback
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -89,7 +88,7 @@ class Runner:
     _credentials: dict[str, Credentials] = field(default_factory=dict)
     _servers: dict[str, Any] = field(default_factory=dict)
     _slots: dict[str, threading.BoundedSemaphore] = field(default_factory=dict)
-    #: Cases may run on several threads (see Ahead): what the run learns is shared under it.
+    #: Cases may run on several threads (see ahead.Threads): what the run learns is shared under it.
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
     def __post_init__(self) -> None:
@@ -378,60 +377,6 @@ class Runner:
             reel.metadata, self.settings.server_version, observation
         )
         return judged
-
-
-class Ahead:
-    """Cases probed ahead of pytest, several at a time, for live runs that wait on the network.
-
-    Worker threads take the cases in the order given (the plugin gives the longest chains of
-    requests first, see ``schedule``) and keep each result until its pytest item asks for it
-    (``result``), so pytest still reports one case at a time. The
-    threads are daemons: an interrupted run does not wait for requests in flight. Each
-    target's ``max_concurrency`` still bounds its requests in flight. Recording never runs
-    ahead: vcrpy's cassettes patch the HTTP client for the whole process.
-    """
-
-    def __init__(self, runner: Runner, cases: Sequence[Case], workers: int) -> None:
-        self._runner = runner
-        self._pending: queue.SimpleQueue[Case | None] = queue.SimpleQueue()
-        self._done: dict[str, CaseResult] = {}
-        self._ready = threading.Condition()
-        self._scheduled = {case.name for case in cases}
-        for case in cases:
-            self._pending.put(case)
-        self._threads = [
-            threading.Thread(target=self._work, name=f"conformance-case-{n}", daemon=True)
-            for n in range(max(1, min(workers, len(cases))))
-        ]
-        for thread in self._threads:
-            self._pending.put(None)  # one stop marker per thread
-            thread.start()
-
-    def _work(self) -> None:
-        while (case := self._pending.get()) is not None:
-            result = self._runner.execute(case)
-            with self._ready:
-                self._done[case.name] = result
-                self._ready.notify_all()
-
-    def result(self, case: Case) -> CaseResult:
-        """``case``'s result, waiting for it; a case that was not scheduled runs here."""
-        if case.name not in self._scheduled:
-            return self._runner.execute(case)
-        with self._ready:
-            self._ready.wait_for(lambda: case.name in self._done)
-            return self._done.pop(case.name)
-
-
-def concurrency(mode: Mode, targets: Sequence[Target], asked: int | None) -> int:
-    """How many cases run at once: one when replaying or recording (processes, with -n,
-    are what spreads those); live, ``asked`` or else what the targets allow together,
-    at most 64."""
-    if mode is not Mode.LIVE:
-        return 1
-    if asked is not None:
-        return asked
-    return min(64, sum(target.max_concurrency for target in targets))
 
 
 class _Placeholders(Mapping[str, str]):

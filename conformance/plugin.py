@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    from conformance.ahead import Ahead
     from conformance.catalog import Catalog
-    from conformance.execute import Ahead, Runner
+    from conformance.execute import Runner
     from conformance.gate import Baseline, GateReport
     from conformance.plan import Case
     from conformance.results import CaseResult, Results
@@ -118,8 +119,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="live runs: cases probed at once (default: the selected targets' max_concurrency "
-        "together, at most 64); replays and recordings run one at a time per process",
+        help="cases run at once: live, on threads (default: the selected targets' "
+        "max_concurrency together, at most 64); replays, in forked processes (default: one "
+        "per core, at most 4); recordings run one at a time per process",
     )
     group.addoption(
         "--repeat",
@@ -174,10 +176,10 @@ def pytest_configure(config: pytest.Config) -> None:
                 f"cannot write the results to {report_dir}: {exc.strerror or exc}"
             ) from None
     asked = config.getoption("concurrency")
-    if asked is not None and (asked < 1 or config.getoption("mode") != "live"):
+    if asked is not None and (asked < 1 or config.getoption("mode") == "record"):
         raise pytest.UsageError(
-            "--concurrency takes a number of at least 1, and only in live mode; replays and "
-            "recordings run one case at a time per process (spread them with -n)"
+            "--concurrency takes a number of at least 1, and not in record mode: recordings "
+            "run one case at a time per process (spread them with -n)"
         )
     repeat = config.getoption("repeat")
     if repeat != 1 and (repeat < 1 or config.getoption("mode") != "live"):
@@ -307,28 +309,31 @@ class SuiteSession:
         return items
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        """In a live run, start probing the selected cases ahead, several at a time, the
-        longest chains of requests first; the items then run in that order, so that each
-        item's result is among the first ready."""
-        from conformance.execute import Ahead, concurrency  # noqa: PLC0415
+        """Start running the selected cases ahead, several at a time: live, the longest
+        chains of requests first, and the items then run in that order, so that each item's
+        result is among the first ready; replayed, in plan order."""
+        from conformance import ahead  # noqa: PLC0415
+        from conformance.recording import Mode  # noqa: PLC0415
         from conformance.schedule import longest_first  # noqa: PLC0415
 
-        if hasattr(session.config, "workerinput"):
+        if self.worker:
             return  # under xdist each worker runs the items it is sent, one at a time
         cases = [item.stash[CASE] for item in session.items if CASE in item.stash]
-        workers = concurrency(
-            self.runner.settings.mode,
+        mode = self.runner.settings.mode
+        workers = ahead.concurrency(
+            mode,
             [self.catalog.targets[name] for name in {case.target.name for case in cases}],
             session.config.getoption("concurrency"),
+            len(cases),
         )
-        if workers > 1 and len(cases) > 1:
-            ordered = longest_first(cases, self.runner.settings.cassettes)
-            self.ahead = Ahead(self.runner, ordered, workers)
-            rank = {case.name: number for number, case in enumerate(ordered)}
+        if mode is Mode.LIVE and workers > 1:
+            cases = longest_first(cases, self.runner.settings.cassettes)
+            rank = {case.name: number for number, case in enumerate(cases)}
             # In place: pytest runs the list it collected. Items of no case go first.
             session.items.sort(
                 key=lambda item: rank[item.stash[CASE].name] if CASE in item.stash else -1
             )
+        self.ahead = ahead.start(mode, self.runner, cases, workers)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(
@@ -362,6 +367,8 @@ class SuiteSession:
         from conformance import gate, results  # noqa: PLC0415
         from conformance.report import html, markdown  # noqa: PLC0415
 
+        if self.ahead is not None:
+            self.ahead.close()
         if self.worker:
             self.runner.close()
             return  # the controller writes the merged results

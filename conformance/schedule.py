@@ -1,6 +1,6 @@
 """The order in which a live run probes its cases: the longest chains of requests first.
 
-A live run probes several cases at once (``execute.Ahead``); its wall time is at least its
+A live run probes several cases at once (``ahead.Threads``); its wall time is at least its
 longest chain of sequential requests, and a long chain started late keeps the run going
 after the others are done. Started first, long chains overlap the short ones instead.
 

@@ -11,8 +11,9 @@ from xml.etree import ElementTree
 import httpx2
 import pytest
 
+from conformance.ahead import Threads, concurrency
 from conformance.catalog import load
-from conformance.execute import Ahead, Runner, Settings, concurrency
+from conformance.execute import Runner, Settings
 from conformance.observation import ProbeError
 from conformance.plan import Case, plan
 from conformance.probes.client import Endpoint
@@ -64,7 +65,7 @@ class _SlowRunner:
 def test_ahead_runs_cases_at_once_and_hands_each_its_own_result() -> None:
     cases = plan(CATALOG, targets=["reference-openai"], behaviors=["option"])[:12]
     runner = _SlowRunner()
-    ahead = Ahead(runner, cases, workers=4)  # type: ignore[arg-type]
+    ahead = Threads(runner, cases, workers=4)  # type: ignore[arg-type]
     assert [ahead.result(case) for case in reversed(cases)] == [c.name for c in reversed(cases)]
     assert runner.inside.most == 4
     assert sorted(runner.executed) == sorted(case.name for case in cases)
@@ -73,18 +74,18 @@ def test_ahead_runs_cases_at_once_and_hands_each_its_own_result() -> None:
 def test_a_case_that_was_not_scheduled_runs_when_asked() -> None:
     scheduled, other = plan(CATALOG, targets=["reference-openai"], behaviors=["stop"])[:2]
     runner = _SlowRunner()
-    ahead = Ahead(runner, [scheduled], workers=2)  # type: ignore[arg-type]
+    ahead = Threads(runner, [scheduled], workers=2)  # type: ignore[arg-type]
     assert ahead.result(other) == other.name
     assert ahead.result(scheduled) == scheduled.name
 
 
-def test_concurrency_is_for_live_runs_only() -> None:
+def test_concurrency_of_live_runs_is_what_the_targets_allow() -> None:
     targets = [REFERENCE, CATALOG.targets["openai"]]
-    assert concurrency(Mode.LIVE, targets, None) == REFERENCE.max_concurrency + 4
-    assert concurrency(Mode.LIVE, [REFERENCE] * 5, None) == 64  # the cap
-    assert concurrency(Mode.LIVE, targets, 3) == 3
-    assert concurrency(Mode.RECORD, targets, None) == 1
-    assert concurrency(Mode.REPLAY, targets, None) == 1
+    assert concurrency(Mode.LIVE, targets, None, 100) == REFERENCE.max_concurrency + 4
+    assert concurrency(Mode.LIVE, [REFERENCE] * 5, None, 100) == 64  # the cap
+    assert concurrency(Mode.LIVE, targets, 3, 100) == 3
+    assert concurrency(Mode.RECORD, targets, None, 100) == 1
+    assert concurrency(Mode.RECORD, targets, 8, 100) == 1
 
 
 def test_a_targets_requests_in_flight_stay_within_its_slots() -> None:
@@ -122,7 +123,7 @@ def test_a_concurrent_live_run_gives_what_a_serial_one_gives() -> None:
         runner = Runner(CATALOG, Settings(mode=Mode.LIVE, base_url=running.base_url))
         try:
             serial = {case.name: runner.execute(case) for case in cases}
-            ahead = Ahead(runner, cases, workers=8)
+            ahead = Threads(runner, cases, workers=8)
             together = {case.name: ahead.result(case) for case in cases}
         finally:
             runner.close()
@@ -132,11 +133,12 @@ def test_a_concurrent_live_run_gives_what_a_serial_one_gives() -> None:
     assert {r.verdict for r in together.values()} <= {Verdict.PASS, Verdict.OBSERVED}
 
 
-def test_concurrency_outside_live_mode_is_a_usage_error(tmp_path: Path) -> None:
+def test_concurrency_in_record_mode_is_a_usage_error(tmp_path: Path) -> None:
     (tmp_path / "specs").symlink_to(SPECS)
     completed = conformance(
-        "run", "--concurrency", "4", "--target", "reference-openai", cwd=tmp_path
-    )
+        "run", "--mode", "record", "--concurrency", "4", "--target", "reference-openai",
+        cwd=tmp_path,
+    )  # fmt: skip
     assert completed.returncode == 4, completed.stdout + completed.stderr
     assert "--concurrency" in completed.stdout + completed.stderr
     assert "Traceback" not in completed.stdout + completed.stderr

@@ -1,0 +1,146 @@
+"""Replays run ahead in forked processes: the same results as one process gives, and none
+lost when a worker dies."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conformance import ahead
+from conformance.catalog import load
+from conformance.execute import Runner, Settings
+from conformance.plan import Case, plan
+from conformance.recording import Mode
+from conformance.results import CaseResult
+from tests._cli import conformance
+from tests.conftest import REPO, SPECS
+from tests.test_plugin import _results
+
+CATALOG = load(SPECS)
+TARGETS = [CATALOG.targets["reference-openai"], CATALOG.targets["vllm"]]
+
+pytestmark = pytest.mark.skipif(not ahead.forks_available(), reason="no fork here")
+
+
+def _without_timings(value: Any) -> Any:
+    """``value`` without the durations, which differ from one run to the next."""
+    if isinstance(value, dict):
+        return {k: _without_timings(v) for k, v in value.items() if k not in ("duration_s",)}
+    if isinstance(value, list):
+        return [_without_timings(item) for item in value]
+    return value
+
+
+def _replayer() -> Runner:
+    return Runner(CATALOG, Settings(mode=Mode.REPLAY, cassettes=REPO / "cassettes"))
+
+
+def test_forked_workers_replay_what_one_process_replays() -> None:
+    cases = plan(CATALOG, ["reference-openai", "vllm"], ["stop", "stream", "responses"])
+    runner = _replayer()
+    serial = [runner.execute(case).model_dump(mode="json") for case in cases]
+    forks = ahead.Forks(runner, cases, workers=2)
+    try:
+        forked = [forks.result(case).model_dump(mode="json") for case in cases]
+    finally:
+        forks.close()
+    assert {case["verdict"] for case in serial} >= {"pass", "deviation", "skipped"}
+    assert _without_timings(forked) == _without_timings(serial)
+
+
+class _DyingInWorkers:
+    """A runner whose cases end their process when run anywhere but in ``parent``."""
+
+    def __init__(self, parent: int) -> None:
+        self.parent = parent
+        self.runner = _replayer()
+
+    def execute(self, case: Case) -> CaseResult:
+        if os.getpid() != self.parent:
+            os._exit(3)  # as a worker killed by the kernel would go
+        return self.runner.execute(case)
+
+
+def test_a_case_whose_worker_died_runs_in_the_run_itself() -> None:
+    cases = plan(CATALOG, ["reference-openai"], ["stop"])
+    forks = ahead.Forks(_DyingInWorkers(os.getpid()), cases, workers=2)
+    try:
+        results = [forks.result(case) for case in cases]
+    finally:
+        forks.close()
+    assert [result.id for result in results] == [case.name for case in cases]
+    assert all(result.verdict.value in ("pass", "skipped") for result in results)
+
+
+def test_a_replay_of_many_cases_takes_a_process_per_core() -> None:
+    cores = len(os.sched_getaffinity(0))
+    assert ahead.concurrency(Mode.REPLAY, TARGETS, None, 1000) == min(ahead.MAX_FORKS, cores)
+    assert ahead.concurrency(Mode.REPLAY, TARGETS, None, ahead.FORK_FROM_CASES - 1) == 1
+    assert ahead.concurrency(Mode.REPLAY, TARGETS, 3, 10) == 3  # as asked
+    assert ahead.start(Mode.REPLAY, _replayer(), plan(CATALOG, ["vllm"]), 1) is None
+
+
+def test_a_forked_replay_writes_what_a_serial_one_writes(tmp_path: Path) -> None:
+    selection = ("--target", "llamacpp-server", "--target", "transformers")
+    written = {}
+    for concurrency in ("1", "2"):
+        workdir = tmp_path / concurrency
+        workdir.mkdir()
+        (workdir / "specs").symlink_to(SPECS)
+        completed = conformance(
+            "run", *selection, "--concurrency", concurrency,
+            "--cassettes", str(REPO / "cassettes"), cwd=workdir,
+        )  # fmt: skip
+        assert completed.returncode in (0, 1), completed.stdout + completed.stderr
+        written[concurrency] = _without_timings(_results(workdir / "reports"))
+    assert len(written["1"]) > ahead.FORK_FROM_CASES  # enough cases to fork for
+    assert written["2"] == written["1"]
+
+
+#: Starts ``python -m conformance`` with Ctrl-C's default handler (a background job of a
+#: non-interactive shell starts its children with SIGINT ignored).
+INTERRUPTIBLE = (
+    "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "runpy.run_module('conformance', run_name='__main__', alter_sys=True)"
+)
+
+
+def test_ctrl_c_stops_a_forked_replay_with_the_finished_cases_written(tmp_path: Path) -> None:
+    """Ctrl-C reaches the run and its workers (one process group): the run stops as it
+    does in one process, no worker prints a traceback, and no worker outlives it."""
+    (tmp_path / "specs").symlink_to(SPECS)
+    process = subprocess.Popen(
+        [sys.executable, "-c", INTERRUPTIBLE, "run", "--concurrency", "2", "--cassettes",
+         str(REPO / "cassettes"), "--", "-v"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    assert process.stdout is not None
+    seen: list[str] = []
+    try:
+        for line in process.stdout:
+            seen.append(line)
+            if sum(" PASSED" in line for line in seen) >= 20:
+                os.killpg(process.pid, signal.SIGINT)
+                break
+        output = "".join(seen) + process.stdout.read()
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 2, output  # interrupted
+    assert "Traceback" not in output
+    written = json.loads((tmp_path / "reports" / "results.json").read_text())
+    assert written["provenance"]["complete"] is False
+    assert 20 <= len(written["cases"]) < len(plan(CATALOG)), output
+    time.sleep(0.5)
+    with pytest.raises(ProcessLookupError):  # nothing is left in the run's process group
+        os.killpg(process.pid, 0)
