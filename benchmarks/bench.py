@@ -6,8 +6,8 @@ here is a test; nothing fails on a slow figure. It prints:
 
 1. Replay: the README's first command (``conformance run --baseline cassettes/baseline.yaml``,
    every shipped cassette) and a bare pytest run of as many trivial tests, alternated over
-   ``--rounds`` rounds: each time, the medians and their ratio (goal: at most 2.5x), and the
-   peak resident set size of the replay's process.
+   ``--rounds`` rounds: each time, the medians and their ratio (goal: at most 2.5x); the
+   same replay kept in one process (``--concurrency 1``); and the peak memory of both.
 2. Report: the size of that replay's index.html (goal: at most 6 MB) and its load time in
    headless Chromium (goal: at most 1.5 s), from navigation start to the end of the load
    event, the median of three loads; skipped where Chromium is not installed.
@@ -35,6 +35,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,19 +58,23 @@ PAGE_LOADS = 3
 
 @dataclass(frozen=True)
 class Child:
-    """What one child process took: wall time, peak resident set size, exit code."""
+    """What one child process took: wall time, peak memory, exit code."""
 
     launched_at: dt.datetime
     seconds: float
-    peak_rss_bytes: int
+    peak_rss_bytes: int  # of the largest single process
+    peak_tree_pss_bytes: int  # of the child and its descendants together, sampled
     returncode: int
 
 
 def run_child(command: list[str], *, cwd: Path, env: dict[str, str] | None = None) -> Child:
     """Run ``command`` to its end, quietly, and measure it.
 
-    The peak RSS is ``ru_maxrss`` of this one child as ``wait4`` reports it: the largest
-    resident set of the child itself or of any process it waited for (on Linux, in KiB).
+    Two peaks of memory: ``ru_maxrss`` as ``wait4`` reports it, the largest resident set of
+    the child or of any one process it waited for (on Linux, in KiB); and the largest sum
+    of the proportional set sizes (PSS, where pages shared between processes are split
+    between them) of the child and all its descendants, sampled every 20 ms, for a replay
+    whose forked workers share most of their memory with it.
     """
     launched_at = dt.datetime.now(dt.UTC)
     started = time.perf_counter()
@@ -80,10 +85,56 @@ def run_child(command: list[str], *, cwd: Path, env: dict[str, str] | None = Non
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    sampler = _TreeMemory(process.pid)
     _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - started
+    sampler.stop()
     process.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
-    return Child(launched_at, seconds, usage.ru_maxrss * 1024, process.returncode)
+    return Child(launched_at, seconds, usage.ru_maxrss * 1024, sampler.peak, process.returncode)
+
+
+class _TreeMemory:
+    """Samples the summed PSS of a process and its descendants on a thread, keeping the peak."""
+
+    def __init__(self, pid: int) -> None:
+        self.peak = 0
+        self._pid = pid
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._stopped.wait(0.02):
+            self.peak = max(self.peak, sum(map(_pss_bytes, _tree(self._pid))))
+
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants, as /proc lists them now (empty where there is no /proc)."""
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        found.append(current)
+        try:
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        pending.extend(int(child) for child in children)
+    return found
+
+
+def _pss_bytes(pid: int) -> int:
+    try:
+        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:  # gone, or no /proc
+        return 0
+    for line in rollup.splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) * 1024
+    return 0
 
 
 def _results(report_dir: Path) -> dict[str, Any]:
@@ -108,10 +159,13 @@ def _trivial_tests(work: Path, count: int) -> Path:
 
 
 def replay(work: Path, rounds: int) -> Path:
-    """Time the full replay against a bare pytest run, alternating; return its report folder."""
+    """Time the full replay (as the README runs it, and in one process) against a bare pytest
+    run, alternating; return the report folder of the README's command."""
     reports = work / "replay"
     command = [*CONFORMANCE, *REPLAY, "--report-dir", str(reports)]
+    serial_command = [*command[:-1], str(work / "serial"), "--concurrency", "1"]
     replays: list[Child] = []
+    serial: list[Child] = []
     bare: list[Child] = []
     trivial: Path | None = None
     for _ in range(rounds):
@@ -120,20 +174,30 @@ def replay(work: Path, rounds: int) -> Path:
             trivial = _trivial_tests(work, len(_results(reports)["cases"]))
         bare_command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
         bare.append(run_child([*bare_command, str(trivial)], cwd=work))
+        serial.append(run_child(serial_command, cwd=REPO))
     cases = _results(reports)["cases"]
     replayed = sum(1 for case in cases if case["verdict"] != "skipped")
     replay_s = [child.seconds for child in replays]
     bare_s = [child.seconds for child in bare]
     ratio = statistics.median(replay_s) / statistics.median(bare_s)
-    codes = sorted({child.returncode for child in replays})
-    peak = max(child.peak_rss_bytes for child in replays)
+    serial_ratio = statistics.median(child.seconds for child in serial) / statistics.median(bare_s)
+    codes = sorted({child.returncode for child in [*replays, *serial]})
+    workers = min(4, len(os.sched_getaffinity(0))) if hasattr(os, "sched_getaffinity") else 1
     print(f"replay of every shipped cassette (conformance {' '.join(REPLAY)}), {rounds} round(s)")
     _figure("cases", f"{len(cases):,} ({replayed:,} replayed, the rest skipped)")
     _figure("exit code", f"{', '.join(map(str, codes))} (0: the recorded outcomes)")
-    _figure("conformance run", _seconds(replay_s))
+    _figure(f"conformance run ({workers} worker processes)", _seconds(replay_s))
     _figure(f"bare pytest, {len(cases):,} trivial tests", _seconds(bare_s))
     _figure("ratio of the medians", f"{ratio:.2f}x", goal="at most 2.5x", met=ratio <= 2.5)
-    _figure("peak RSS of the replay", f"{peak / 2**20:.0f} MiB (the largest of its runs)")
+    _figure("the same in one process", _seconds([child.seconds for child in serial]))
+    _figure("  its ratio", f"{serial_ratio:.2f}x")
+    for label, runs in (("replay", replays), ("replay in one process", serial)):
+        largest = max(child.peak_rss_bytes for child in runs) / 2**20
+        together = max(child.peak_tree_pss_bytes for child in runs) / 2**20
+        _figure(
+            f"peak memory, {label}",
+            f"{largest:.0f} MiB RSS of its largest process; {together:.0f} MiB PSS of all",
+        )
     return reports
 
 
