@@ -27,16 +27,10 @@ from vcr.record_mode import RecordMode
 from vcr.request import Request
 from vcr.serializers import compat, yamlserializer
 
+from conformance.observation import BrokenCassette, ReplayMismatch
+
 #: The key of the suite's own metadata in a cassette (server version, time of recording).
 METADATA_KEY = "conformance"
-
-
-class ReplayMismatch(Exception):
-    """A request was not found in the case's cassette."""
-
-
-class BrokenCassette(Exception):
-    """A cassette that cannot be read whole: cut short by a killed run, or edited by hand."""
 
 
 def _json_body(raw: bytes | str | None) -> Any:

@@ -17,9 +17,10 @@ from vcr.stubs import httpx_stubs
 from conformance import execute
 from conformance.catalog import load
 from conformance.execute import Runner, Settings
+from conformance.observation import ReplayMismatch
 from conformance.plan import plan
 from conformance.recording import Mode, Reel
-from conformance.replay import METADATA_KEY, ReplayMismatch, Tape, match_json_body
+from conformance.replay import METADATA_KEY, Tape, match_json_body
 from tests.conftest import REPO
 
 CASSETTES = REPO / "cassettes"
