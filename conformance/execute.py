@@ -18,12 +18,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from conformance import redaction
-from conformance.observation import Exchange, NotApplicable, Observation, ProbeError, Tokens
+from conformance.observation import (
+    BrokenCassette,
+    Exchange,
+    NotApplicable,
+    Observation,
+    ProbeError,
+    ReplayMismatch,
+    Tokens,
+)
 from conformance.plan import Case
 from conformance.probes import Endpoint, ProbeContext, registered
 from conformance.probes.client import API_NOT_SERVED, ApiNotServed
 from conformance.recording import Mode, cassette
-from conformance.replay import BrokenCassette, ReplayMismatch
 from conformance.results import CaseResult
 from conformance.spec import Catalog, Target
 from conformance.spec.models import interpolate

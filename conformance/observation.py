@@ -138,3 +138,11 @@ class NotApplicable(Exception):
         #: Something about the target as a whole that the case showed (a declared context
         #: window it does not have): reported on the target, not only on the case.
         self.warning = warning
+
+
+class ReplayMismatch(Exception):
+    """A request was not found in the case's cassette."""
+
+
+class BrokenCassette(Exception):
+    """A cassette that cannot be read whole: cut short by a killed run, or edited by hand."""

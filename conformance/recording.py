@@ -16,13 +16,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
-
-import httpx2
-import vcr
+from typing import TYPE_CHECKING, Any
 
 from conformance import files, redaction
-from conformance.replay import METADATA_KEY, Tape, match_json_body
+
+if TYPE_CHECKING:
+    import httpx2
 
 
 class Mode(StrEnum):
@@ -98,10 +97,18 @@ def cassette(
     if mode is Mode.LIVE:
         yield Reel({})
         return
+    # vcrpy and the replay's reading of it are imported only by the modes that use them: a
+    # live run never does, and starts the sooner.
     if mode is Mode.REPLAY:
+        from conformance.replay import Tape  # noqa: PLC0415
+
         tape = Tape(path)
         yield Reel(tape.metadata, tape)
         return
+    import vcr  # noqa: PLC0415
+
+    from conformance.replay import METADATA_KEY, match_json_body  # noqa: PLC0415
+
     before_request, before_response = scrubbers(secrets)
     recorder = vcr.VCR(
         record_mode="all",

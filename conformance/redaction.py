@@ -53,6 +53,7 @@ _JSON_SHORT_ESCAPES = {
 _ESCAPE_START = re.compile(r"(?:\\u[0-9a-fA-F]{0,3}|%[0-9a-fA-F]?)\Z")
 
 
+@functools.lru_cache(maxsize=1024)  # the same few dozen header names, for every exchange
 def is_secret_name(name: str) -> bool:
     """True for a header or query-parameter name that may carry a credential."""
     return bool(_SECRET_NAME.search(name.strip()))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -144,3 +146,23 @@ def test_a_request_not_in_its_cassette_names_the_cassette_and_the_command(
         "re-record with: conformance run --mode record --target reference-openai "
         "--behavior stop.inclusion --specs specs"
     ) in result.summary
+
+
+def test_a_live_run_never_imports_vcrpy(tmp_path: Path) -> None:
+    # vcrpy takes about 0.1 s to import; only recordings and replays need it.
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "import conformance.execute, conformance.plugin\n"
+        "from conformance.recording import Mode, cassette\n"
+        "with cassette(Path(sys.argv[1]), Mode.LIVE, secrets=[]) as reel:\n"
+        "    assert reel.transport is None\n"
+        "print(sorted(name for name in sys.modules if name.split('.')[0] == 'vcr'))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "case.yaml")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == "[]"

@@ -4,6 +4,9 @@ the same errors for a request that is not in the cassette."""
 from __future__ import annotations
 
 import contextlib
+import json
+import subprocess
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -11,15 +14,19 @@ from typing import Any
 import httpx2
 import pytest
 import vcr
+from hypothesis import given
+from hypothesis import strategies as st
 from vcr.errors import CannotOverwriteExistingCassetteException
+from vcr.request import Request
 from vcr.stubs import httpx_stubs
 
 from conformance import execute
 from conformance.catalog import load
 from conformance.execute import Runner, Settings
+from conformance.observation import ReplayMismatch
 from conformance.plan import plan
 from conformance.recording import Mode, Reel
-from conformance.replay import METADATA_KEY, ReplayMismatch, Tape, match_json_body
+from conformance.replay import METADATA_KEY, Tape, _Key, match_json_body, match_on
 from tests.conftest import REPO
 
 CASSETTES = REPO / "cassettes"
@@ -153,3 +160,65 @@ def test_a_cassette_with_tags_is_read_by_vcrpys_loader_alike(tmp_path: Path) -> 
         response = tape.handle_request(_request_of(SHIPPED, 1))
         assert response.read() == Tape(SHIPPED).handle_request(_request_of(SHIPPED, 1)).read()
         assert tape.metadata == {"recorded_at": "2026-12-01T09:08:53+00:00", "server_version": None}
+
+
+_BODIES = st.one_of(
+    st.none(),
+    st.just(""),
+    st.text(max_size=8),
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=4),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner),
+        max_leaves=6,
+    ).map(json.dumps),
+)
+_REQUESTS = st.tuples(
+    st.sampled_from(["GET", "POST", "post"]),
+    st.sampled_from(
+        ["http://127.0.0.1:9", "http://127.0.0.1:9/", "http://h/v1/chat", "https://h:1/v1/chat?a=1"]
+    ),
+    _BODIES,
+    st.booleans(),  # the body as bytes, as a client sends it, or as text, as YAML holds it
+)
+
+
+@given(_REQUESTS, _REQUESTS)
+def test_requests_match_exactly_when_vcrpys_matchers_say_so(
+    one: tuple[str, str, str | None, bool], other: tuple[str, str, str | None, bool]
+) -> None:
+    def as_sent(method: str, uri: str, body: str | None, raw: bool) -> tuple[str, str, Any]:
+        return method, uri, body.encode() if raw and body is not None else body
+
+    first, second = as_sent(*one), as_sent(*other)
+    vcrpy_says = True
+    for matcher in match_on():
+        try:
+            found = matcher(Request(*second, {}), Request(*first, {}))
+        except AssertionError:
+            vcrpy_says = False
+            break
+        if found is not None and not found:
+            vcrpy_says = False
+            break
+    assert (_Key.of(*second) == _Key.of(*first)) is vcrpy_says
+
+
+def test_a_replay_that_plays_as_recorded_never_imports_vcrpy() -> None:
+    # vcrpy takes about 0.1 s to import; a replay needs its words only for what goes wrong.
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from conformance.replay import Tape\n"
+        "import httpx2, yaml\n"
+        "path = Path(sys.argv[1])\n"
+        "tape = Tape(path)\n"
+        "for entry in yaml.safe_load(path.read_text())['interactions']:\n"
+        "    sent = entry['request']\n"
+        "    request = httpx2.Request(sent['method'], sent['uri'], content=sent['body'].encode())\n"
+        "    assert tape.handle_request(request).status_code\n"
+        "print(sorted(name for name in sys.modules if name.split('.')[0] == 'vcr'))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(SHIPPED)], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]"

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import email.utils
-import functools
 import inspect
 import json
 import math
@@ -629,10 +628,20 @@ class Endpoint:
         )
 
 
-@functools.cache
+_TLS_LOCK = threading.Lock()
+_TLS_CONTEXTS: list[ssl.SSLContext] = []
+
+
 def _tls_context() -> ssl.SSLContext:
-    """The TLS context every endpoint shares, as httpx makes it by default."""
-    return httpx2.create_ssl_context()
+    """The TLS context every endpoint shares, as httpx makes it by default.
+
+    Built once under a lock: a live run starts its threads together, and a bare cache
+    would let each of them load the CA bundle at the same time.
+    """
+    with _TLS_LOCK:
+        if not _TLS_CONTEXTS:
+            _TLS_CONTEXTS.append(httpx2.create_ssl_context())
+        return _TLS_CONTEXTS[0]
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:

@@ -118,6 +118,8 @@ def _descend(options: tuple[type[SdkModel], ...], value: Any, where: str) -> set
     """``undeclared`` for ``value`` as the one of ``options`` that declares most of its keys."""
     if not options or not isinstance(value, dict):
         return set()
+    if len(options) == 1:  # most fields: no choice to weigh
+        return undeclared(options[0], value, where)
     best = max(options, key=lambda model: len(value.keys() & _fields(model).keys()))
     return undeclared(best, value, where)
 

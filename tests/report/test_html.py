@@ -373,3 +373,24 @@ def test_the_filters_hang_on_their_form_and_never_on_the_body(
     # A :has() on the body makes the browser check every element it parses against it.
     assert "body:has(" not in style
     assert style.count(":has(") == style.count("form.filters:has(") + style.count("):has(")
+
+
+def test_templates_compiled_ahead_are_not_compiled_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    environment = report_html._ENVIRONMENT
+    monkeypatch.setattr(environment, "cache", type(environment.cache)(environment.cache.capacity))
+    monkeypatch.setattr(report_html, "_compiling", [])
+    report_html.compile_ahead()
+    report_html.compile_ahead()  # a second call starts nothing more
+    assert len(report_html._compiling) == 1
+    compiled: list[str | None] = []
+    compile_source = environment.compile
+
+    def counted(source: str, name: str | None = None, *args: object, **kwargs: object) -> object:
+        compiled.append(name)
+        return compile_source(source, name, *args, **kwargs)  # type: ignore[arg-type]
+
+    report_html._compiling[0].join()
+    monkeypatch.setattr(environment, "compile", counted)
+    page = report_html.render(results([case("acme")]))
+    assert "acme" in page
+    assert compiled == []
