@@ -21,6 +21,7 @@ from conformance import files
 from conformance.compare import LABELS, Change, Comparison
 from conformance.gate import GateReport, Kind
 from conformance.report import evidence
+from conformance.report.exchanges import exchanges
 from conformance.report.model import (
     ALL,
     PAIR,
@@ -50,12 +51,9 @@ def safe_url(url: str) -> str | None:
 
 
 _ENVIRONMENT.filters["text"] = evidence.text
-_ENVIRONMENT.filters["request_body"] = evidence.request_body
 _ENVIRONMENT.filters["header_lines"] = evidence.header_lines
-_ENVIRONMENT.filters["fold_stream"] = evidence.fold_stream
 _ENVIRONMENT.globals["FOLD"] = evidence.FOLD
-_ENVIRONMENT.globals["request_group"] = evidence.request_group
-_ENVIRONMENT.globals["response_group"] = evidence.response_group
+_ENVIRONMENT.globals["exchanges"] = exchanges
 _ENVIRONMENT.filters["group_label"] = evidence.group_label
 _ENVIRONMENT.globals["safe_url"] = safe_url
 _ENVIRONMENT.globals["anchor"] = anchor

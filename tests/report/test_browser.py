@@ -355,7 +355,7 @@ def test_chips_never_cover_the_cell_marker(
       document.querySelectorAll("td.cell, td.pcell").forEach((cell) => {
         const view = Array.from(cell.querySelectorAll("summary .view")).find(t.shown);
         if (!view || !t.shown(cell)) { return; }  // no case here, or a folded column
-        const marker = t.rect(view.querySelector(".more"));
+        const marker = t.rect(cell.querySelector("summary > .more"));
         view.querySelectorAll(".chip, .badge").forEach((chip) => {
           labels.add(chip.textContent.trim().split(" ")[0]);
           const r = t.rect(chip);
