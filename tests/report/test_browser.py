@@ -203,7 +203,7 @@ def test_compact_cells_fit_eight_targets_and_name_their_chips_in_full(
       cell.querySelector("details").open = true;
       // In the detail, a chip is never cut: its name is its first text, not a box of its own.
       const inDetail = Array.from(cell.querySelectorAll("ul.lines .chip"))
-        .filter((l) => l.firstChild.textContent === label.textContent);
+        .filter((l) => l.firstChild.textContent.trim() === label.textContent);
       return {label: label.textContent, title: chip.title,
         whole: inDetail.length > 0 && inDetail.every((l) => t.shown(l) &&
           l.scrollWidth <= l.clientWidth + 1)};
