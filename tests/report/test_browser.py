@@ -56,12 +56,11 @@ true
 UNSKIP = """document.querySelectorAll(".evrow").forEach((block) => {
   block.style.contentVisibility = "visible"; }); true"""
 #: The goals for the default replay's report: its size, and the time from opening the file
-#: to the end of its load event in headless Chromium.
+#: to the end of its load event in headless Chromium. The load check takes the best of
+#: ``LOADS`` loads, which on a loaded 2-core machine stays well under the goal (about 1 s).
 GOAL_BYTES = 6_000_000
 GOAL_LOAD_S = 1.5
-#: The load check allows this many times the goal (the best of three loads), so that a
-#: loaded machine does not fail it; the report it replaced took five times the goal.
-LOAD_MARGIN = 2
+LOADS = 3
 
 
 def again(data: Results, baseline: gate.Baseline) -> None:
@@ -503,10 +502,10 @@ def test_the_default_report_is_light_and_opens_fast(replayed: Path, chromium: st
     size = page.stat().st_size
     assert size <= GOAL_BYTES, f"index.html is {size / 1e6:.2f} MB, over the 6 MB goal"
     loads = []
-    for _ in range(3):
+    for _ in range(LOADS):
         with Browser(chromium, 1400, HEIGHT) as browser:
             loads.append(browser.load_time(page))
-    assert min(loads) <= GOAL_LOAD_S * LOAD_MARGIN, (
+    assert min(loads) <= GOAL_LOAD_S, (
         f"index.html ({size / 1e6:.2f} MB) took {min(loads):.2f} s at best to its load event"
         f" (loads: {', '.join(f'{load:.2f}' for load in loads)} s); the goal is {GOAL_LOAD_S} s"
     )
