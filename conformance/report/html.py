@@ -2,8 +2,8 @@
 
 Everything is inline (CSS, and a small script that only adds conveniences), nothing is
 fetched, and every piece of provider or results text is escaped: by Jinja's autoescaping,
-or, for the bodies, headers and streams of the evidence (element content only), by
-``evidence.text``. A Content-Security-Policy allows no script but the report's own (by its hash), so even a
+or, in the exchanges (written in Python, see ``exchanges``), by markupsafe's ``escape`` and,
+for bodies, headers and streams (element content only), by ``evidence.text``. A Content-Security-Policy allows no script but the report's own (by its hash), so even a
 bug in escaping could not run injected markup.
 """
 
