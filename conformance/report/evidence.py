@@ -111,29 +111,49 @@ def fold_stream(lines: Sequence[str]) -> Stream:
         return Stream("\n".join(lines), 0)
     shown: list[str] = []
     before: str | None = None
+    shared = _Shared()
     for line in lines:
         if not line.startswith("data:"):
             shown.append(line)
             continue
-        shown.append(line if before is None else _fold(before, line))
+        shown.append(line if before is None else _fold(before, line, shared))
         before = line
     return Stream("\n".join(shown), sum(a != b for a, b in zip(shown, lines, strict=True)))
 
 
-def _fold(before: str, line: str) -> str:
+class _Shared:
+    """How long a head and a tail the last two lines shared: a stream's chunks differ at the
+    same places line after line, so these are the first guesses for the next two."""
+
+    def __init__(self) -> None:
+        self.head = 0
+        self.tail = 0
+
+    def head_of(self, a: str, b: str) -> int:
+        """The length of the longest head ``a`` and ``b`` share."""
+        self.head = _shared_head(a, b, self.head)
+        return self.head
+
+    def tail_of(self, a: str, b: str) -> int:
+        """The length of the longest tail ``a`` and ``b`` share."""
+        self.tail = _shared_head(a[::-1], b[::-1], self.tail)
+        return self.tail
+
+
+def _fold(before: str, line: str, shared: _Shared) -> str:
     """``line`` with the runs it shares with ``before`` folded, where long enough: its head
     and tail first (fast), then any run in a middle that is still long. A shown part begins
     just after a ``,`` ``{`` or ``[`` and a folded tail at a ``,`` ``}`` or ``]``, so that
     what is cut out is whole JSON keys and values."""
     if line == before:
         return FOLD
-    shared = _shared_head(before, line)
-    start = max(line.rfind(",", 0, shared), line.rfind("{", 0, shared), line.rfind("[", 0, shared))
+    head = shared.head_of(before, line)
+    start = max(line.rfind(",", 0, head), line.rfind("{", 0, head), line.rfind("[", 0, head))
     start += 1
     if start < MIN_FOLD:
         start = 0
     rest, rest_before = line[start:], before[start:]
-    tail = len(rest) - _shared_tail(rest_before, rest)
+    tail = len(rest) - shared.tail_of(rest_before, rest)
     ends = [
         at for at in (rest.find(",", tail), rest.find("}", tail), rest.find("]", tail)) if at >= 0
     ]
@@ -159,25 +179,20 @@ def _fold_runs(before: str, line: str) -> str:
     return "".join(shown)
 
 
-def _shared_head(a: str, b: str) -> int:
-    """The length of the longest head ``a`` and ``b`` share (by halving: slices compare at
-    C speed, characters one by one would not)."""
+def _shared_head(a: str, b: str, guess: int = 0) -> int:
+    """The length of the longest head ``a`` and ``b`` share: ``guess`` if it is, else found
+    by halving (slices compare at C speed, characters one by one would not)."""
     low, high = 0, min(len(a), len(b))
+    if 0 < guess <= high:
+        if a[:guess] != b[:guess]:
+            high = guess - 1
+        elif guess == high or a[guess] != b[guess]:
+            return guess
+        else:
+            low = guess
     while low < high:
         middle = (low + high + 1) // 2
         if a[:middle] == b[:middle]:
-            low = middle
-        else:
-            high = middle - 1
-    return low
-
-
-def _shared_tail(a: str, b: str) -> int:
-    """The length of the longest tail ``a`` and ``b`` share."""
-    low, high = 0, min(len(a), len(b))
-    while low < high:
-        middle = (low + high + 1) // 2
-        if a[len(a) - middle :] == b[len(b) - middle :]:
             low = middle
         else:
             high = middle - 1

@@ -2,8 +2,8 @@
 
 Everything is inline (CSS, and a small script that only adds conveniences), nothing is
 fetched, and every piece of provider or results text is escaped: by Jinja's autoescaping,
-or, for the bodies, headers and streams of the evidence (element content only), by
-``evidence.text``. A Content-Security-Policy allows no script but the report's own (by its hash), so even a
+or, in the exchanges (written in Python, see ``exchanges``), by markupsafe's ``escape`` and,
+for bodies, headers and streams (element content only), by ``evidence.text``. A Content-Security-Policy allows no script but the report's own (by its hash), so even a
 bug in escaping could not run injected markup.
 """
 
@@ -22,6 +22,7 @@ from conformance import files
 from conformance.compare import LABELS, Change, Comparison
 from conformance.gate import GateReport, Kind
 from conformance.report import evidence
+from conformance.report.exchanges import exchanges
 from conformance.report.model import (
     ALL,
     PAIR,
@@ -75,12 +76,9 @@ def safe_url(url: str) -> str | None:
 
 
 _ENVIRONMENT.filters["text"] = evidence.text
-_ENVIRONMENT.filters["request_body"] = evidence.request_body
 _ENVIRONMENT.filters["header_lines"] = evidence.header_lines
-_ENVIRONMENT.filters["fold_stream"] = evidence.fold_stream
 _ENVIRONMENT.globals["FOLD"] = evidence.FOLD
-_ENVIRONMENT.globals["request_group"] = evidence.request_group
-_ENVIRONMENT.globals["response_group"] = evidence.response_group
+_ENVIRONMENT.globals["exchanges"] = exchanges
 _ENVIRONMENT.filters["group_label"] = evidence.group_label
 _ENVIRONMENT.globals["safe_url"] = safe_url
 _ENVIRONMENT.globals["anchor"] = anchor

@@ -469,7 +469,9 @@ class _Run:
     pair: tuple[str, str]
     profile_names: list[str]
     targets: list[TargetColumn]
-    by_target: dict[str, list[CaseResult]]
+    #: By behavior, then by target: its cases (looked up once per cell, of which there are
+    #: hundreds, rather than filtered out of every case each time).
+    by_behavior: dict[str, dict[str, list[CaseResult]]]
     apis: list[str]
     changed: set[str]
     history: dict[str, list[tuple[str, str]]]
@@ -584,7 +586,7 @@ def _case_view(run: _Run, case: CaseResult) -> CaseView:
 def _cell(run: _Run, target: TargetColumn, behavior: str) -> Cell:
     """What ``target`` did for ``behavior``, over its APIs and variants."""
     mine = sorted(
-        (c for c in run.by_target.get(target.name, []) if c.behavior == behavior),
+        run.by_behavior.get(behavior, {}).get(target.name, []),
         key=lambda c: (c.api, c.stream),
     )
     views = [_case_view(run, case) for case in mine]
@@ -608,7 +610,9 @@ def _row(run: _Run, behavior: str) -> Row:
         doc=doc,
         profiles=_profile_cells(run, behavior, doc),
         cells=cells,
-        apis=sorted({case.api for case in run.results.cases if case.behavior == behavior}),
+        apis=sorted(
+            {case.api for cases in run.by_behavior.get(behavior, {}).values() for case in cases}
+        ),
         disagreeing={key: _disagreeing(cells, key) for key in (ALL, *run.apis)},
         pair_differs=(None if left is None else set(left))
         != (None if right is None else set(right)),
@@ -649,15 +653,17 @@ def build(
     profiles = _profile_columns(results, pair)
     names = [profile.name for profile in profiles]
     by_target: dict[str, list[CaseResult]] = {}
+    by_behavior: dict[str, dict[str, list[CaseResult]]] = {}
     for case in results.cases:
         by_target.setdefault(case.target, []).append(case)
+        by_behavior.setdefault(case.behavior, {}).setdefault(case.target, []).append(case)
     comparison = compare(previous[-1], results) if previous else None
     run = _Run(
         results=results,
         pair=pair,
         profile_names=names,
         targets=_target_columns(results, names, by_target),
-        by_target=by_target,
+        by_behavior=by_behavior,
         apis=sorted({case.api for case in results.cases}),
         changed={change.id for change in comparison.cases} if comparison else set(),
         history=_history(previous),

@@ -56,12 +56,11 @@ true
 UNSKIP = """document.querySelectorAll(".evrow").forEach((block) => {
   block.style.contentVisibility = "visible"; }); true"""
 #: The goals for the default replay's report: its size, and the time from opening the file
-#: to the end of its load event in headless Chromium.
+#: to the end of its load event in headless Chromium. The load check takes the best of
+#: ``LOADS`` loads, which on a loaded 2-core machine stays well under the goal (about 1 s).
 GOAL_BYTES = 6_000_000
 GOAL_LOAD_S = 1.5
-#: The load check allows this many times the goal (the best of three loads), so that a
-#: loaded machine does not fail it; the report it replaced took five times the goal.
-LOAD_MARGIN = 2
+LOADS = 3
 
 
 def again(data: Results, baseline: gate.Baseline) -> None:
@@ -201,8 +200,9 @@ def test_compact_cells_fit_eight_targets_and_name_their_chips_in_full(
       if (!label) { return null; }
       const cell = label.closest("td"), chip = label.closest(".chip");
       cell.querySelector("details").open = true;
-      const inDetail = Array.from(cell.querySelectorAll("ul.lines .chip .lbl"))
-        .filter((l) => l.textContent === label.textContent);
+      // In the detail, a chip is never cut: its name is its first text, not a box of its own.
+      const inDetail = Array.from(cell.querySelectorAll("ul.lines .chip"))
+        .filter((l) => l.firstChild.textContent.trim() === label.textContent);
       return {label: label.textContent, title: chip.title,
         whole: inDetail.length > 0 && inDetail.every((l) => t.shown(l) &&
           l.scrollWidth <= l.clientWidth + 1)};
@@ -355,7 +355,7 @@ def test_chips_never_cover_the_cell_marker(
       document.querySelectorAll("td.cell, td.pcell").forEach((cell) => {
         const view = Array.from(cell.querySelectorAll("summary .view")).find(t.shown);
         if (!view || !t.shown(cell)) { return; }  // no case here, or a folded column
-        const marker = t.rect(view.querySelector(".more"));
+        const marker = t.rect(cell.querySelector("summary > .more"));
         view.querySelectorAll(".chip, .badge").forEach((chip) => {
           labels.add(chip.textContent.trim().split(" ")[0]);
           const r = t.rect(chip);
@@ -502,10 +502,10 @@ def test_the_default_report_is_light_and_opens_fast(replayed: Path, chromium: st
     size = page.stat().st_size
     assert size <= GOAL_BYTES, f"index.html is {size / 1e6:.2f} MB, over the 6 MB goal"
     loads = []
-    for _ in range(3):
+    for _ in range(LOADS):
         with Browser(chromium, 1400, HEIGHT) as browser:
             loads.append(browser.load_time(page))
-    assert min(loads) <= GOAL_LOAD_S * LOAD_MARGIN, (
+    assert min(loads) <= GOAL_LOAD_S, (
         f"index.html ({size / 1e6:.2f} MB) took {min(loads):.2f} s at best to its load event"
         f" (loads: {', '.join(f'{load:.2f}' for load in loads)} s); the goal is {GOAL_LOAD_S} s"
     )

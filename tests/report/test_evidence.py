@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import html
 import json
+from itertools import pairwise
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from conformance.report.evidence import (
     FOLD,
+    _shared_head,
     common_headers,
     fold_stream,
     group_label,
@@ -153,3 +155,17 @@ def test_headers_common_to_a_group_are_found_and_the_rest_are_its_own() -> None:
     assert common[response_group(cases[1], failing.response)] == failing.response.headers
     assert group_label(("acme", "chat", "500", "body")) == "acme · chat · 500 body"
     assert group_label(("acme", "chat")) == "acme · chat"
+
+
+@given(st.text("ab", max_size=12), st.text("ab", max_size=12), st.integers(0, 14))
+def test_a_shared_head_is_found_whatever_the_guess(a: str, b: str, guess: int) -> None:
+    true = next((at for at, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), None)
+    assert _shared_head(a, b, guess) == (min(len(a), len(b)) if true is None else true)
+
+
+@given(st.lists(st.sampled_from([" alpha", " bravo", " brave", "", " alphabet"]), max_size=8))
+def test_each_line_folds_as_it_would_after_its_predecessor_alone(contents: list[str]) -> None:
+    """The guesses carried from line to line never change what a line shows."""
+    lines = [chunk(content) for content in contents] + [f"data: {{{ENVELOPE}}}"]
+    alone = [lines[0]] + [fold_stream([a, b]).text.split("\n")[1] for a, b in pairwise(lines)]
+    assert fold_stream(lines).text.split("\n") == alone

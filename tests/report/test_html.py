@@ -394,3 +394,24 @@ def test_templates_compiled_ahead_are_not_compiled_again(monkeypatch: pytest.Mon
     page = report_html.render(results([case("acme")]))
     assert "acme" in page
     assert compiled == []
+
+
+def test_each_matrix_cell_has_one_marker_and_only_chips_that_may_be_cut_are_boxed(
+    shipped: tuple[results_io.Results, str],
+) -> None:
+    _, text = shipped
+    start = text.index('<table class="matrix"')
+    matrix = text[start : text.index("</table>", start)]
+    outside = text[:start] + text[start + len(matrix) :]
+    assert matrix.count('<span class="more">') == matrix.count('<details class="cd"') > 0
+    summaries = re.findall(r"<summary>.*?</summary>", matrix, re.S)
+    assert sum(summary.count('<span class="lbl">') for summary in summaries) > 0
+    assert matrix.count('<span class="lbl">') == sum(s.count('"lbl"') for s in summaries)
+    assert '<span class="lbl">' not in outside
+
+
+def test_a_case_names_what_it_observed_once_unless_its_chip_does_not() -> None:
+    named = report_html.render(results([case("acme", observed="omitted")]))
+    assert "observed <b>" not in named  # its chip, just before, says "omitted"
+    errored = case("acme", verdict=Verdict.ERROR).model_copy(update={"observed": "omitted"})
+    assert "observed <b>omitted</b>" in report_html.render(results([errored]))
