@@ -139,7 +139,7 @@ def test_results_from_elsewhere_render_as_text_in_summary_md_and_the_terminal(
     write(results(_hostile_results()[:1], server_versions={"acme": HOSTILE + " 2"}), new)
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        assert main(["compare", str(old), str(new)]) == 0
+        assert main(["compare", str(old), str(new), "--html", str(tmp_path / "compare.html")]) == 0
     assert "acme: server_version" in out.getvalue()
     assert not any(control in out.getvalue() for control in CONTROLS), out.getvalue()
 
