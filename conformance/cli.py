@@ -66,8 +66,15 @@ def load(specs: str | None) -> Catalog:
     return load_catalog(Path(specs) if specs else None)
 
 
+def command() -> NoReturn:
+    """The ``conformance`` command: ``main`` with the process's arguments, then its end."""
+    from conformance.memory import exit_without_last_collections  # noqa: PLC0415
+
+    exit_without_last_collections(main())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``conformance`` command."""
+    """Run the ``conformance`` command with ``argv`` (default: the process's arguments)."""
     parser = _parser()
     arguments = list(sys.argv[1:] if argv is None else argv)
     passthrough: list[str] = []

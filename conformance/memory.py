@@ -7,6 +7,10 @@ times a run, and each time the heap has grown by a quarter it scans all of it ag
 a second of a replay of the shipped catalog. Collecting the youngest objects every 10,000
 allocations instead cuts that to a fifth, and keeps the same peak memory (the cycles a
 case leaves behind are still collected, a little later).
+
+And as the process ends, the interpreter collects once more over everything still alive:
+every result the run kept, again (about 0.7 s of CPU after a replay of the shipped catalog),
+only to hand back memory that the end of the process hands back anyway.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import gc
 from collections.abc import Iterator
+from typing import NoReturn
 
 #: Allocations between two collections of the youngest objects (Python's default: 700).
 YOUNG_THRESHOLD = 10_000
@@ -28,3 +33,11 @@ def collecting_seldom() -> Iterator[None]:
         yield
     finally:
         gc.set_threshold(*previous)
+
+
+def exit_without_last_collections(code: int) -> NoReturn:
+    """End the process with ``code``, sparing the interpreter's collections at exit the
+    objects alive now: they are moved out of the collector's sight (``gc.freeze``); the
+    exit handlers still run, and every object is still freed."""
+    gc.freeze()
+    raise SystemExit(code)
