@@ -9,6 +9,7 @@ process.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import queue
@@ -161,9 +162,16 @@ class Forks:
             mp_context=multiprocessing.get_context("fork"),
             initializer=_as_worker,
         )
-        self._futures: dict[str, Future[CaseResult]] = {
-            case.name: self._pool.submit(_execute_inherited, case.name) for case in cases
-        }
+        # The workers fork at the first submit. Frozen, what they inherit stays out of their
+        # collector's sight: scanning it would write to every page they share with the run,
+        # and so copy them all.
+        gc.freeze()
+        try:
+            self._futures: dict[str, Future[CaseResult]] = {
+                case.name: self._pool.submit(_execute_inherited, case.name) for case in cases
+            }
+        finally:
+            gc.unfreeze()
 
     def result(self, case: Case) -> CaseResult:
         """``case``'s result, waiting for its worker; run here when it has none."""
