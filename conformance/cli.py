@@ -431,19 +431,7 @@ def _run(options: argparse.Namespace, passthrough: list[str]) -> int:
             arguments += [f"--{name.replace('_', '-')}", str(value)]
     for value in options.previous:
         arguments += ["--previous", value]
-    plugins = [] if options.mode == "replay" else [_ReportAhead()]
-    return int(pytest.main([*arguments, *passthrough], plugins=plugins))
-
-
-class _ReportAhead:
-    """For runs that wait on the network: once the cases are under way, the report's
-    templates compile meanwhile, rather than after the last result."""
-
-    def pytest_collection_finish(self) -> None:
-        """Start compiling the report's templates (see ``html.compile_ahead``)."""
-        from conformance.report import html  # noqa: PLC0415
-
-        html.compile_ahead()
+    return int(pytest.main([*arguments, *passthrough]))
 
 
 def _read_results(path: str) -> Results:

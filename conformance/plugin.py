@@ -311,7 +311,8 @@ class SuiteSession:
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         """Start running the selected cases ahead, several at a time: live, the longest
         chains of requests first, and the items then run in that order, so that each item's
-        result is among the first ready; replayed, in plan order."""
+        result is among the first ready; replayed, in plan order. A run that waits on the
+        network compiles the report's templates meanwhile."""
         from conformance import ahead  # noqa: PLC0415
         from conformance.recording import Mode  # noqa: PLC0415
         from conformance.schedule import longest_first  # noqa: PLC0415
@@ -334,6 +335,12 @@ class SuiteSession:
                 key=lambda item: rank[item.stash[CASE].name] if CASE in item.stash else -1
             )
         self.ahead = ahead.start(mode, self.runner, cases, workers)
+        if mode is not Mode.REPLAY:
+            from conformance.report import html  # noqa: PLC0415
+
+            # The cases wait on the network: the report's templates compile meanwhile,
+            # rather than after the last result. (A replay forks: no thread may run then.)
+            html.compile_ahead()
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(

@@ -294,25 +294,3 @@ def test_serve_a_target_needs_its_key_variable(workdir: Path) -> None:
 def _results(workdir: Path) -> dict[str, dict[str, object]]:
     data = json.loads((workdir / "reports" / "results.json").read_text())
     return {case["id"]: case for case in data["cases"]}
-
-
-@pytest.mark.parametrize(("mode", "ahead"), [("replay", False), ("live", True), ("record", True)])
-def test_runs_that_wait_on_the_network_compile_the_report_meanwhile(
-    monkeypatch: pytest.MonkeyPatch, mode: str, ahead: bool
-) -> None:
-    given: list[list[object]] = []
-
-    def fake_main(arguments: list[str], plugins: list[object]) -> int:
-        given.append(plugins)
-        return 0
-
-    monkeypatch.setattr(pytest, "main", fake_main)
-    assert main(["run", "--mode", mode]) == 0
-    hooks = [getattr(plugin, "pytest_collection_finish", None) for plugin in given[0]]
-    assert bool(hooks) is ahead
-    compiling: list[str] = []
-    monkeypatch.setattr("conformance.report.html.compile_ahead", lambda: compiling.append(mode))
-    for hook in hooks:
-        assert hook is not None
-        hook()
-    assert compiling == ([mode] if ahead else [])

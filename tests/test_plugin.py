@@ -290,3 +290,18 @@ def test_under_plain_pytest_an_error_is_its_reason_without_frames(workdir: Path)
     reasons = [line for line in errors.splitlines() if line.startswith("error: ")]
     assert len(reasons) == 4  # one line for each of the four cases
     assert all("connection failed" in reason for reason in reasons)
+
+
+@pytest.mark.parametrize(("mode", "compiles"), [("replay", False), ("live", True)])
+def test_runs_that_wait_on_the_network_compile_the_report_meanwhile(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, mode: str, compiles: bool
+) -> None:
+    from conformance.cli import main  # noqa: PLC0415  (the run in this process)
+
+    compiling: list[str] = []
+    monkeypatch.setattr("conformance.report.html.compile_ahead", lambda: compiling.append(mode))
+    monkeypatch.chdir(workdir)
+    selection = ["--target", "reference-openai", "--behavior", "stop.inclusion"]
+    arguments = ["run", "--mode", mode, *selection, "--cassettes", str(REPO / "cassettes")]
+    assert main([*arguments, "--", "-q"]) == 0
+    assert compiling == ([mode] if compiles else [])
