@@ -26,6 +26,7 @@ here is a test; nothing fails on a slow figure. It prints:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -182,11 +183,12 @@ def replay(work: Path, rounds: int) -> Path:
     ratio = statistics.median(replay_s) / statistics.median(bare_s)
     serial_ratio = statistics.median(child.seconds for child in serial) / statistics.median(bare_s)
     codes = sorted({child.returncode for child in [*replays, *serial]})
-    workers = min(4, len(os.sched_getaffinity(0))) if hasattr(os, "sched_getaffinity") else 1
+    workers = _replay_workers(len(cases))
     print(f"replay of every shipped cassette (conformance {' '.join(REPLAY)}), {rounds} round(s)")
     _figure("cases", f"{len(cases):,} ({replayed:,} replayed, the rest skipped)")
     _figure("exit code", f"{', '.join(map(str, codes))} (0: the recorded outcomes)")
-    _figure(f"conformance run ({workers} worker processes)", _seconds(replay_s))
+    how = f"{workers} worker processes" if workers > 1 else "one process"
+    _figure(f"conformance run ({how})", _seconds(replay_s))
     _figure(f"bare pytest, {len(cases):,} trivial tests", _seconds(bare_s))
     _figure("ratio of the medians", f"{ratio:.2f}x", goal="at most 2.5x", met=ratio <= 2.5)
     _figure("the same in one process", _seconds([child.seconds for child in serial]))
@@ -199,6 +201,14 @@ def replay(work: Path, rounds: int) -> Path:
             f"{largest:.0f} MiB RSS of its largest process; {together:.0f} MiB PSS of all",
         )
     return reports
+
+
+def _replay_workers(cases: int) -> int:
+    """How many processes a replay of ``cases`` cases runs in by default, as the run decides."""
+    from conformance.ahead import concurrency  # noqa: PLC0415
+    from conformance.recording import Mode  # noqa: PLC0415
+
+    return concurrency(Mode.REPLAY, [], None, cases)
 
 
 def _figure(label: str, value: str, *, goal: str | None = None, met: bool = False) -> None:
@@ -248,16 +258,11 @@ def _load_seconds(browser: Any, page: Path) -> float:
 def _reference_config(target_name: str, **settings: Any) -> ServerConfig:
     """The ServerConfig a live run of ``target_name`` gets, plus ``settings``."""
     from conformance.catalog import load  # noqa: PLC0415
-    from conformance.reference import dialect, server  # noqa: PLC0415
+    from conformance.execute import reference_config  # noqa: PLC0415
 
     catalog = load()
-    target = catalog.targets[target_name]
-    assert target.reference is not None
-    return server.ServerConfig(
-        switches=dialect.switches_for(catalog, target.reference.dialect, target.reference.set),
-        context_window=min(target.window(api) for api in target.apis),
-        max_output_tokens=target.output_cap(target.apis[0]),
-        **settings,
+    return dataclasses.replace(
+        reference_config(catalog, catalog.targets[target_name], api_key=None), **settings
     )
 
 
