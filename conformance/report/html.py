@@ -3,8 +3,9 @@
 Everything is inline (CSS, and a small script that only adds conveniences), nothing is
 fetched, and every piece of provider or results text is escaped: by Jinja's autoescaping,
 or, in the exchanges (written in Python, see ``exchanges``), by markupsafe's ``escape`` and,
-for bodies, headers and streams (element content only), by ``evidence.text``. A Content-Security-Policy allows no script but the report's own (by its hash), so even a
-bug in escaping could not run injected markup.
+for bodies, headers and streams (element content only), by ``evidence.text``. A
+Content-Security-Policy allows no script but the report's own (by its hash), so even a bug
+in escaping could not run injected markup.
 """
 
 from __future__ import annotations
@@ -120,6 +121,11 @@ def _when(*checked: str) -> str:
     return _FORM + "".join(f":has(#{box}:checked)" for box in checked) + " ~ *"
 
 
+def _unless(box: str) -> str:
+    """A selector for the elements after the form while ``box`` is not ticked."""
+    return f"{_FORM}:has(#{box}:not(:checked)) ~ *"
+
+
 def _row_marks(report: Report, row: Row) -> list[str]:
     """The classes the filter rules look for on a behavior's row: each API it has
     (``has-aK``), and under each API choice ``K`` each target column that deviates from its
@@ -173,11 +179,11 @@ def _filter_css(report: Report) -> str:
             )
     # A hidden column collapses (so the header's spans still fit); elsewhere it is gone.
     for column in columns:
-        hidden = f"{_FORM}:has(#show-t{column}:not(:checked)) ~ *"
+        hidden = _unless(f"show-t{column}")
         rules.append(f"{hidden} col.t{column} {{ visibility: collapse; }}")
         rules.append(f"{hidden} .t{column}:not(.matrix *) {{ display: none; }}")
     for index, _ in enumerate(report.profiles):
-        hidden = f"{_FORM}:has(#show-p{index}:not(:checked)) ~ *"
+        hidden = _unless(f"show-p{index}")
         rules.append(f"{hidden} col.p{index} {{ visibility: collapse; }}")
     return "\n".join(rules)
 
