@@ -5,7 +5,6 @@ shown to change what the server does."""
 from __future__ import annotations
 
 import json
-import typing
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,7 +16,7 @@ from hypothesis import strategies as st
 from openai.types.responses import Response, ResponseStreamEvent
 from pydantic import TypeAdapter
 
-from conformance.probes.shape import refused, undeclared
+from conformance.probes.shape import EVENT_TYPES, refused, undeclared
 from conformance.reference import model
 from conformance.reference.responses import ANSWER_LENGTH
 from conformance.reference.server import RunningServer
@@ -42,11 +41,6 @@ def _tool(name: str, parameter: str) -> dict[str, Any]:
 WEATHER = _tool("get_weather", "city")
 TIME = _tool("get_time", "zone")
 EVENTS: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
-#: The SDK's event type by its ``type`` field.
-EVENT_TYPES = {
-    typing.get_args(cls.model_fields["type"].annotation)[0]: cls
-    for cls in typing.get_args(typing.get_args(ResponseStreamEvent)[0])
-}
 FULL_SEQUENCE = [
     "response.created",
     "response.in_progress",
