@@ -462,6 +462,10 @@ def test_a_baseline_makes_known_deviations_pass_and_junit_shows_them_as_xfail(
     assert suite is not None
     assert suite.get("failures") == "0"
     assert suite.get("skipped") == "4"  # pytest writes xfails as skipped, with their reason
+    known = [skipped.attrib for skipped in suite.iter("skipped")]
+    assert [entry["type"] for entry in known] == ["pytest.xfail"] * 4
+    assert all(entry["message"].startswith("known deviation (") for entry in known)
+    assert "4 xfailed" in again.stdout
     # The same baseline pinned to another outcome: that deviation is news again.
     pinned = tmp_path / "baseline.yaml"
     pinned.write_text(pinned.read_text().replace("observed: included", "observed: rejected"))
