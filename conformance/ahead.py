@@ -29,6 +29,10 @@ from conformance.spec import Target
 FORK_FROM_CASES = 64
 #: Processes a replay spreads over at most, however many cores there are.
 MAX_FORKS = 4
+#: Cases a worker is handed at once, at most. Each hand-over waits on a thread of the run's
+#: own process, which shares its interpreter with pytest; one case at a time, the workers
+#: spent a good part of a replay waiting for it.
+MAX_BATCH = 32
 
 
 class Runner(Protocol):
@@ -131,10 +135,16 @@ class Threads:
 _INHERITED: tuple[Runner, dict[str, Case]] | None = None
 
 
-def _execute_inherited(name: str) -> CaseResult:
+def _execute_inherited(names: list[str]) -> list[CaseResult]:
     assert _INHERITED is not None, "a worker forked before the cases were set"
     runner, cases = _INHERITED
-    return runner.execute(cases[name])
+    return [runner.execute(cases[name]) for name in names]
+
+
+def batch_size(cases: int, workers: int) -> int:
+    """How many cases a worker is handed at once: enough that hand-overs are rare, few
+    enough that every worker gets several batches and the first results come soon."""
+    return max(1, min(MAX_BATCH, cases // (workers * 4)))
 
 
 def _as_worker() -> None:
@@ -145,12 +155,13 @@ def _as_worker() -> None:
 
 
 class Forks:
-    """Replayed cases run in forked worker processes, in the order given.
+    """Replayed cases run in forked worker processes, in the order given, in batches
+    (``batch_size``).
 
     Each worker is a copy of the run as it stood when the cases were planned, so it replays
-    a case exactly as the run itself would; its result comes back pickled. A case whose
-    worker failed (it died, or its result did not come back) runs again in the run's own
-    process, so a broken pool costs time, never a result.
+    a case exactly as the run itself would; its batch's results come back pickled. A case
+    whose worker failed (it died, or its results did not come back) runs again in the run's
+    own process, so a broken pool costs time, never a result.
     """
 
     def __init__(self, runner: Runner, cases: Sequence[Case], workers: int) -> None:
@@ -166,21 +177,27 @@ class Forks:
         # collector's sight: scanning it would write to every page they share with the run,
         # and so copy them all.
         gc.freeze()
+        names = [case.name for case in cases]
+        size = batch_size(len(names), workers)
+        #: By case: the future of its batch, and its place in the batch.
+        self._futures: dict[str, tuple[Future[list[CaseResult]], int]] = {}
         try:
-            self._futures: dict[str, Future[CaseResult]] = {
-                case.name: self._pool.submit(_execute_inherited, case.name) for case in cases
-            }
+            for start in range(0, len(names), size):
+                batch = names[start : start + size]
+                future = self._pool.submit(_execute_inherited, batch)
+                self._futures.update((name, (future, n)) for n, name in enumerate(batch))
         finally:
             gc.unfreeze()
 
     def result(self, case: Case) -> CaseResult:
         """``case``'s result, waiting for its worker; run here when it has none."""
-        future = self._futures.pop(case.name, None)
-        if future is None:
+        batch = self._futures.pop(case.name, None)
+        if batch is None:
             return self._runner.execute(case)
+        future, place = batch
         try:
-            return future.result()
-        except Exception:  # the worker died or its result could not come back
+            return future.result()[place]
+        except Exception:  # the worker died or its results could not come back
             return self._runner.execute(case)
 
     def close(self) -> None:

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from conformance import ahead
 from conformance.catalog import load
@@ -78,6 +80,16 @@ def test_a_case_whose_worker_died_runs_in_the_run_itself() -> None:
         forks.close()
     assert [result.id for result in results] == [case.name for case in cases]
     assert all(result.verdict.value in ("pass", "skipped") for result in results)
+
+
+@given(cases=st.integers(1, 100_000), workers=st.integers(1, ahead.MAX_FORKS))
+def test_every_worker_is_handed_several_batches_of_at_most_max_batch_cases(
+    cases: int, workers: int
+) -> None:
+    size = ahead.batch_size(cases, workers)
+    assert 1 <= size <= ahead.MAX_BATCH
+    batches = -(-cases // size)
+    assert batches >= min(cases, workers * 4)
 
 
 def test_a_replay_of_many_cases_takes_a_process_per_core() -> None:
