@@ -161,7 +161,8 @@ class Forks:
     Each worker is a copy of the run as it stood when the cases were planned, so it replays
     a case exactly as the run itself would; its batch's results come back pickled. A case
     whose worker failed (it died, or its results did not come back) runs again in the run's
-    own process, so a broken pool costs time, never a result.
+    own process, so a broken pool costs time, never a result. The workers are all forked
+    once the instance is made: from then on, the run may start threads.
     """
 
     def __init__(self, runner: Runner, cases: Sequence[Case], workers: int) -> None:

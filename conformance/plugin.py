@@ -320,8 +320,8 @@ class SuiteSession:
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         """Start running the selected cases ahead, several at a time: live, the longest
         chains of requests first, and the items then run in that order, so that each item's
-        result is among the first ready; replayed, in plan order. A run that waits on the
-        network compiles the report's templates meanwhile."""
+        result is among the first ready; replayed, in plan order. A run whose cases run ahead
+        compiles the report's templates meanwhile."""
         from conformance import ahead  # noqa: PLC0415
         from conformance.recording import Mode  # noqa: PLC0415
         from conformance.schedule import longest_first  # noqa: PLC0415
@@ -344,11 +344,12 @@ class SuiteSession:
                 key=lambda item: rank[item.stash[CASE].name] if CASE in item.stash else -1
             )
         self.ahead = ahead.start(mode, self.runner, cases, workers)
-        if mode is not Mode.REPLAY:
+        if mode is not Mode.REPLAY or self.ahead is not None:
             from conformance.report import html  # noqa: PLC0415
 
-            # The cases wait on the network: the report's templates compile meanwhile,
-            # rather than after the last result. (A replay forks: no thread may run then.)
+            # The cases wait on the network, or run in worker processes (all forked by now,
+            # see ahead.Forks): the report's templates compile meanwhile, on a thread,
+            # rather than after the last result.
             html.compile_ahead()
 
     @pytest.hookimpl(wrapper=True)

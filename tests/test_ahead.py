@@ -4,6 +4,7 @@ lost when a worker dies."""
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -50,6 +51,8 @@ def test_forked_workers_replay_what_one_process_replays() -> None:
     runner = _replayer()
     serial = [runner.execute(case).model_dump(mode="json") for case in cases]
     forks = ahead.Forks(runner, cases, workers=2)
+    # Every worker is forked by now, so the run may start threads (the plugin does).
+    assert len(multiprocessing.active_children()) == 2
     try:
         forked = [forks.result(case).model_dump(mode="json") for case in cases]
     finally:
