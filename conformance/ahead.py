@@ -4,11 +4,13 @@ A live run waits on the network, so worker threads (``Threads``) overlap the wai
 replay waits on nothing but the CPU, so forked worker processes (``Forks``) spread it over
 the cores. Either keeps each case's result until its pytest item asks for it (``result``).
 A recording runs one case at a time: vcrpy's cassettes patch the HTTP clients of the whole
-process.
+process. Once the cases are done, one piece of work may run in a forked process beside the
+rest of the run's (``beside``): a replay writes its HTML report so.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import multiprocessing
 import os
@@ -16,7 +18,7 @@ import queue
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Protocol
 
@@ -202,5 +204,45 @@ class Forks:
             return self._runner.execute(case)
 
     def close(self) -> None:
-        """Drop the cases not yet started and let the workers end."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Drop the cases not yet started and let the workers end. Once every result was
+        taken, the workers are idle: the pool is waited for, so that none of its threads
+        outlives the cases."""
+        self._pool.shutdown(wait=not self._futures, cancel_futures=True)
+
+
+@contextlib.contextmanager
+def beside(work: Callable[[], object]) -> Iterator[None]:
+    """Run ``work`` in a forked process while the block runs, and wait for it as the block
+    ends. Where it cannot be forked safely (not on Linux, or while other threads run: a
+    fork copies them mid-step), or it failed there, ``work`` runs here after the block, so
+    its failure is raised here and nothing it writes is lost."""
+    forked = _fork(work) if forks_available() and threading.active_count() == 1 else None
+    succeeded = False
+    try:
+        yield
+    finally:
+        if forked is not None:
+            _, status = os.waitpid(forked, 0)
+            succeeded = os.waitstatus_to_exitcode(status) == 0
+    if not succeeded:
+        work()
+
+
+def _fork(work: Callable[[], object]) -> int | None:
+    """The process id of a forked child that does ``work`` and exits (0: it succeeded)."""
+    gc.freeze()  # as Forks does: the child's collector leaves what it inherits alone
+    try:
+        child = os.fork()
+    except OSError:
+        gc.unfreeze()
+        return None
+    if child == 0:
+        code = 1
+        try:
+            _as_worker()
+            work()
+            code = 0
+        finally:
+            os._exit(code)  # none of the run's own ending: no flush, no atexit, no pytest
+    gc.unfreeze()
+    return child

@@ -7,6 +7,7 @@ installing the package does not change any other pytest run.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -386,7 +387,7 @@ class SuiteSession:
         The gate decides the exit code whenever pytest itself finished normally (0 or 1):
         0 as expected, 1 an unexpected deviation, 2 unexpected errors only.
         """
-        from conformance import gate, results  # noqa: PLC0415
+        from conformance import ahead, gate, results  # noqa: PLC0415
         from conformance.report import html, markdown  # noqa: PLC0415
 
         if self.ahead is not None:
@@ -398,12 +399,17 @@ class SuiteSession:
         self.runner.close()
         written = self.results(complete=exitstatus != pytest.ExitCode.INTERRUPTED)
         self.gate = gate.evaluate(written.cases, self.baseline, self.baseline_path)
+        page = functools.partial(
+            html.write,
+            written,
+            self.report_dir / "index.html",
+            previous=self.previous,
+            gate=self.gate,
+        )
         try:
-            results.write(written, self.report_dir / "results.json")
-            html.write(
-                written, self.report_dir / "index.html", previous=self.previous, gate=self.gate
-            )
-            markdown.write(written, self.report_dir / "summary.md", gate=self.gate)
+            with ahead.beside(page):  # the longest to write, and needed by none of the others
+                results.write(written, self.report_dir / "results.json")
+                markdown.write(written, self.report_dir / "summary.md", gate=self.gate)
         except OSError as exc:
             self.write_error = (
                 f"cannot write the results to {self.report_dir}: {exc.strerror or exc}"

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -159,3 +160,68 @@ def test_ctrl_c_stops_a_forked_replay_with_the_finished_cases_written(tmp_path: 
     time.sleep(0.5)
     with pytest.raises(ProcessLookupError):  # nothing is left in the run's process group
         os.killpg(process.pid, 0)
+
+
+class _Pid:
+    """Work for ``ahead.beside`` that writes the id of the process it ran in; it fails
+    anywhere but in ``only_in``, when given."""
+
+    def __init__(self, path: Path, *, only_in: int | None = None) -> None:
+        self.path = path
+        self.only_in = only_in
+
+    def __call__(self) -> None:
+        if self.only_in is not None and os.getpid() != self.only_in:
+            raise OSError("not here")
+        self.path.write_text(str(os.getpid()))
+
+    def ran_in(self) -> int:
+        return int(self.path.read_text())
+
+
+def test_work_beside_the_block_runs_in_a_child_at_the_same_time(tmp_path: Path) -> None:
+    started = tmp_path / "block started"
+
+    def work() -> None:
+        # It waits for the block: run after it, in this process, it would wait in vain.
+        deadline = time.monotonic() + 30
+        while not started.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        _Pid(tmp_path / "pid")()
+
+    running = [thread.name for thread in threading.enumerate()]
+    assert len(running) == 1, f"a thread left running by another test stops the fork: {running}"
+    with ahead.beside(work):
+        started.touch()
+    assert _Pid(tmp_path / "pid").ran_in() != os.getpid()
+
+
+def test_work_that_failed_beside_runs_again_here(tmp_path: Path) -> None:
+    work = _Pid(tmp_path / "pid", only_in=os.getpid())
+    with ahead.beside(work):
+        pass
+    assert work.ran_in() == os.getpid()
+    failing = _Pid(tmp_path / "no such folder" / "pid")
+    with pytest.raises(FileNotFoundError), ahead.beside(failing):
+        pass  # its error is raised here, as if it had run here alone
+
+
+def test_no_fork_beside_while_another_thread_runs(tmp_path: Path) -> None:
+    release = threading.Event()
+    waiting = threading.Thread(target=release.wait)
+    waiting.start()
+    try:
+        work = _Pid(tmp_path / "pid")
+        with ahead.beside(work):
+            assert not (tmp_path / "pid").exists()  # not yet: after the block, here
+        assert work.ran_in() == os.getpid()
+    finally:
+        release.set()
+        waiting.join()
+
+
+def test_a_block_that_raises_waits_for_the_work_beside_and_raises(tmp_path: Path) -> None:
+    work = _Pid(tmp_path / "pid")
+    with pytest.raises(KeyError), ahead.beside(work):
+        raise KeyError("the block's own error")
+    assert work.ran_in() != os.getpid()  # the child's work is done, and not run again here
