@@ -6,6 +6,7 @@ and every key the run knows is scrubbed from it, and from the log, before anyone
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 import shlex
@@ -110,11 +111,20 @@ class Runner:
             known = list(self._credentials.values())
         for credentials in known:
             found.update(credentials.values())
-        for target in self.catalog.targets.values():
-            names = [target.api_key_env, *target.env_references()]
-            found.update(os.environ[name] for name in names if name and os.environ.get(name))
+        found.update(os.environ[name] for name in self._key_variables if os.environ.get(name))
         found -= {REPLAY_KEY, "no-key"}  # placeholders, not secrets
         return sorted(found, key=len, reverse=True)
+
+    @functools.cached_property
+    def _key_variables(self) -> list[str]:
+        """The environment variables the targets' keys, headers and query come from; named
+        once, as every case asks for the secrets twice."""
+        names = [
+            name
+            for target in self.catalog.targets.values()
+            for name in (target.api_key_env, *target.env_references())
+        ]
+        return [name for name in dict.fromkeys(names) if name]
 
     def key_for(self, target: Target) -> str:
         """The API key to send to ``target`` in this run's mode.
