@@ -5,7 +5,7 @@ replay waits on nothing but the CPU, so forked worker processes (``Forks``) spre
 the cores. Either keeps each case's result until its pytest item asks for it (``result``).
 A recording runs one case at a time: vcrpy's cassettes patch the HTTP clients of the whole
 process. Once the cases are done, one piece of work may run in a forked process beside the
-rest of the run's (``beside``): a replay writes its HTML report so.
+rest of the run's (``beside``): the run writes its HTML report so, where it can fork.
 """
 
 from __future__ import annotations
