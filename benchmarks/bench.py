@@ -544,7 +544,7 @@ def main() -> int:
     """Print every figure."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--rounds", type=int, default=3, help="replays and bare pytest runs, alternated"
+        "--rounds", type=int, default=5, help="replays and bare pytest runs, alternated"
     )
     parser.add_argument("--latency", type=float, default=1.0, help="seconds a live request waits")
     parser.add_argument("--live-runs", type=int, default=3, help="live runs (0 leaves them out)")
