@@ -1,9 +1,11 @@
-"""A suite run's cycle collector runs seldom, and as before once the run is over; the
-command's end spares the collector what the run kept."""
+"""A suite run's cycle collector runs seldom, and as before once the run is over; a forked
+replay sweeps its garbage every so many cases; the command's end spares the collector what
+the run kept."""
 
 from __future__ import annotations
 
 import gc
+import weakref
 
 import pytest
 
@@ -29,3 +31,40 @@ def test_the_exit_keeps_its_code_and_hides_what_lives_from_the_last_collections(
         assert gc.get_freeze_count() > len(kept)
     finally:
         gc.unfreeze()  # this process goes on
+
+
+class _Cycle:
+    """An object that refers to itself: only the cycle collector frees it."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_sweeps_leave_cyclic_garbage_until_every_so_many_cases(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(memory, "SWEEP_EVERY", 3)
+    assert gc.isenabled()
+    sweeps = memory.Sweeps()
+    try:
+        assert not gc.isenabled()
+        garbage = _Cycle()
+        gone = weakref.ref(garbage)
+        del garbage
+        for _ in range(2):
+            sweeps.case_done()
+            assert gone() is not None  # off: nothing collects it between sweeps
+        sweeps.case_done()  # the third case sweeps
+        assert gone() is None
+    finally:
+        sweeps.stop()
+    assert gc.isenabled()
+
+
+def test_sweeps_leave_a_collector_that_was_off_off() -> None:
+    gc.disable()
+    try:
+        memory.Sweeps().stop()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
