@@ -22,7 +22,6 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Protocol
 
-from conformance.memory import Sweeps
 from conformance.plan import Case
 from conformance.recording import Mode
 from conformance.results import CaseResult
@@ -133,20 +132,15 @@ class Threads:
         """Nothing to stop: the daemon threads end with the process."""
 
 
-#: What the forked workers inherit: the run's runner, its cases by name, and the sweeps of
-#: its garbage (each worker counts its own). Set before the pool forks, so a worker is
-#: handed a case's name only, not the case.
-_INHERITED: tuple[Runner, dict[str, Case], Sweeps] | None = None
+#: What the forked workers inherit: the run's runner and its cases by name. Set before the
+#: pool forks, so a worker is handed a case's name only, not the case.
+_INHERITED: tuple[Runner, dict[str, Case]] | None = None
 
 
 def _execute_inherited(names: list[str]) -> list[CaseResult]:
     assert _INHERITED is not None, "a worker forked before the cases were set"
-    runner, cases, sweeps = _INHERITED
-    done = []
-    for name in names:
-        done.append(runner.execute(cases[name]))
-        sweeps.case_done()
-    return done
+    runner, cases = _INHERITED
+    return [runner.execute(cases[name]) for name in names]
 
 
 def batch_size(cases: int, workers: int) -> int:
@@ -170,14 +164,12 @@ class Forks:
     a case exactly as the run itself would; its batch's results come back pickled. A case
     whose worker failed (it died, or its results did not come back) runs again in the run's
     own process, so a broken pool costs time, never a result. The workers are all forked
-    once the instance is made: from then on, the run may start threads. Until it is closed,
-    the run and its workers sweep their cyclic garbage now and then (``memory.Sweeps``).
+    once the instance is made: from then on, the run may start threads.
     """
 
     def __init__(self, runner: Runner, cases: Sequence[Case], workers: int) -> None:
         global _INHERITED  # noqa: PLW0603  (read by the forked workers, never written there)
-        self._sweeps = Sweeps()
-        _INHERITED = (runner, {case.name: case for case in cases}, self._sweeps)
+        _INHERITED = (runner, {case.name: case for case in cases})
         self._runner = runner
         self._pool = ProcessPoolExecutor(
             max_workers=workers,
@@ -202,7 +194,6 @@ class Forks:
 
     def result(self, case: Case) -> CaseResult:
         """``case``'s result, waiting for its worker; run here when it has none."""
-        self._sweeps.case_done()
         batch = self._futures.pop(case.name, None)
         if batch is None:
             return self._runner.execute(case)
@@ -217,7 +208,6 @@ class Forks:
         taken, the workers are idle: the pool is waited for, so that none of its threads
         outlives the cases."""
         self._pool.shutdown(wait=not self._futures, cancel_futures=True)
-        self._sweeps.stop()
 
 
 @contextlib.contextmanager

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from conformance import redaction
+from conformance import memory, redaction
 from conformance.observation import (
     BrokenCassette,
     Exchange,
@@ -261,6 +261,7 @@ class Runner:
         A recording that ends without an observation keeps the case's old cassette, and
         its summary says so.
         """
+        memory.count_case()  # what cases leave in cycles is swept every so many
         if self.settings.repeat != 1:
             return combine(
                 [self._scrubbed(self._execute(case)) for _ in range(self.settings.repeat)]

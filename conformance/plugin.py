@@ -42,13 +42,14 @@ KNOWN = pytest.StashKey[str]()
 @pytest.hookimpl(wrapper=True)
 def pytest_cmdline_main(config: pytest.Config) -> Generator[None, int, int]:
     """A suite run stops on SIGTERM as on Ctrl-C, writing what it finished; its cycle
-    collector runs seldom, as the heap of results only grows."""
+    collector is off, and its garbage swept every so many cases, as the heap of results
+    only grows (``memory``)."""
     if not _runs_suite(config):
         return (yield)
-    from conformance.memory import collecting_seldom  # noqa: PLC0415
+    from conformance.memory import sweeping  # noqa: PLC0415
     from conformance.recording import sigterm_as_interrupt  # noqa: PLC0415
 
-    with sigterm_as_interrupt(), collecting_seldom():
+    with sigterm_as_interrupt(), sweeping():
         return (yield)
 
 

@@ -3,7 +3,6 @@ lost when a worker dies."""
 
 from __future__ import annotations
 
-import gc
 import json
 import multiprocessing
 import os
@@ -55,12 +54,10 @@ def test_forked_workers_replay_what_one_process_replays() -> None:
     forks = ahead.Forks(runner, cases, workers=2)
     # Every worker is forked by now, so the run may start threads (the plugin does).
     assert len(multiprocessing.active_children()) == 2
-    assert not gc.isenabled()  # until the pool closes, garbage is swept (memory.Sweeps)
     try:
         forked = [forks.result(case).model_dump(mode="json") for case in cases]
     finally:
         forks.close()
-    assert gc.isenabled()
     assert {case["verdict"] for case in serial} >= {"pass", "deviation", "skipped"}
     assert _without_timings(forked) == _without_timings(serial)
 
