@@ -9,10 +9,9 @@ collected only every 10,000 allocations, most of it while every other thread (a 
 32) or process (a replay's workers, waiting to be handed cases) waited on it.
 
 So a suite run turns the collector off (``sweeping``) and instead sweeps the cycles its
-cases leave (each case's SDK client, its responses) every SWEEP_EVERY cases
-(``count_case``). The garbage between two sweeps is small: the peak memory of a replay of the
-1,476 shipped cases grew by about 8 MB. A replay's workers, forked while it is off, start
-with it off too.
+cases leave (each case's SDK client, its responses: about 60 KB a replayed case) every
+SWEEP_EVERY cases (``count_case``). A replay's workers, forked while it is off, start with
+it off too, and sweep what their own cases leave.
 
 And as the process ends, the interpreter collects once more over everything still alive:
 every result the run kept, again (about 0.7 s of CPU after a replay of the shipped catalog),
@@ -27,8 +26,11 @@ import itertools
 from collections.abc import Iterator
 from typing import NoReturn
 
-#: Cases run in one process between two sweeps of its cyclic garbage.
-SWEEP_EVERY = 2_000
+#: Cases run in one process between two sweeps of the cycles left since the last sweep.
+SWEEP_EVERY = 100
+#: Cases between two sweeps of every cycle, older ones included: a case that was still
+#: running at a sweep (a live run's threads) left some of its cycles older than the next.
+FULL_SWEEP_EVERY = 2_000
 
 #: Cases run in this process so far (a forked worker goes on counting from where it forked).
 _cases = itertools.count(1)
@@ -49,9 +51,15 @@ def sweeping() -> Iterator[None]:
 
 def count_case() -> None:
     """Count a case run in this process; while the collector is off (``sweeping``), sweep
-    every cycle of garbage every SWEEP_EVERY cases."""
-    if next(_cases) % SWEEP_EVERY == 0 and not gc.isenabled():
-        gc.collect()
+    the cycles left since the last sweep every SWEEP_EVERY cases, and every cycle every
+    FULL_SWEEP_EVERY cases."""
+    count = next(_cases)
+    if count % SWEEP_EVERY or gc.isenabled():
+        return
+    # With the collector off, every object made since the last sweep is in its youngest
+    # generations, and what outlived a sweep is in the oldest: a sweep of the young ones
+    # scans what the last cases made, not every result kept before them.
+    gc.collect(2 if count % FULL_SWEEP_EVERY == 0 else 1)
 
 
 def exit_without_last_collections(code: int) -> NoReturn:

@@ -22,8 +22,8 @@ def test_sweeping_leaves_cyclic_garbage_until_every_so_many_cases(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(memory, "SWEEP_EVERY", 3)
-    while next(memory._cases) % 3 != 0:  # from a sweep on
-        pass
+    monkeypatch.setattr(memory, "FULL_SWEEP_EVERY", 6)
+    _from_a_full_sweep_on()
     assert gc.isenabled()
     with memory.sweeping():
         assert not gc.isenabled()
@@ -48,17 +48,27 @@ def test_sweeping_leaves_a_collector_that_was_off_off() -> None:
         gc.enable()
 
 
-def test_cases_counted_outside_a_suite_run_leave_the_collector_to_its_thresholds(
+def _from_a_full_sweep_on() -> None:
+    while next(memory._cases) % memory.FULL_SWEEP_EVERY:
+        pass
+
+
+def test_sweeps_take_the_young_cycles_and_now_and_then_all_of_them(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    sweeps: list[None] = []
-    monkeypatch.setattr(memory, "SWEEP_EVERY", 1)
-    monkeypatch.setattr(gc, "collect", lambda: sweeps.append(None))
-    memory.count_case()  # the collector is on: no sweep
-    assert sweeps == []
+    generations: list[int] = []
+    monkeypatch.setattr(memory, "SWEEP_EVERY", 2)
+    monkeypatch.setattr(memory, "FULL_SWEEP_EVERY", 4)
+    monkeypatch.setattr(gc, "collect", generations.append)
+    _from_a_full_sweep_on()
+    for _ in range(4):
+        memory.count_case()  # outside a suite run the collector is on: no sweep
+    assert generations == []
+    _from_a_full_sweep_on()
     with memory.sweeping():
-        memory.count_case()
-    assert sweeps == [None]
+        for _ in range(4):
+            memory.count_case()
+    assert generations == [1, 2]  # the young generations at case 2, every one at case 4
 
 
 def test_the_exit_keeps_its_code_and_hides_what_lives_from_the_last_collections() -> None:
