@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Protocol
 
+from conformance import memory
 from conformance.plan import Case
 from conformance.recording import Mode
 from conformance.results import CaseResult
@@ -194,6 +195,7 @@ class Forks:
 
     def result(self, case: Case) -> CaseResult:
         """``case``'s result, waiting for its worker; run here when it has none."""
+        memory.count_case()  # the run's own process sweeps what its items leave, too
         batch = self._futures.pop(case.name, None)
         if batch is None:
             return self._runner.execute(case)

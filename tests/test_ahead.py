@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conformance import ahead
+from conformance import ahead, memory
 from conformance.catalog import load
 from conformance.execute import Runner, Settings
 from conformance.plan import Case, plan
@@ -73,6 +73,21 @@ class _DyingInWorkers:
         if os.getpid() != self.parent:
             os._exit(3)  # as a worker killed by the kernel would go
         return self.runner.execute(case)
+
+
+def test_the_runs_own_process_counts_each_result_it_takes_for_its_sweeps(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cases = plan(CATALOG, ["vllm"], ["stop"])
+    forks = ahead.Forks(_replayer(), cases, workers=2)
+    counted: list[None] = []  # patched after the fork: the workers count on their own
+    monkeypatch.setattr(memory, "count_case", lambda: counted.append(None))
+    try:
+        for case in cases:
+            forks.result(case)
+    finally:
+        forks.close()
+    assert len(counted) == len(cases)
 
 
 def test_a_case_whose_worker_died_runs_in_the_run_itself() -> None:
