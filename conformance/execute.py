@@ -30,7 +30,7 @@ from conformance.observation import (
 )
 from conformance.plan import Case
 from conformance.probes import Endpoint, ProbeContext, registered
-from conformance.probes.client import API_NOT_SERVED, ApiNotServed
+from conformance.probes.client import API_NOT_SERVED, ApiNotServed, environment_proxies
 from conformance.recording import Mode, cassette
 from conformance.results import CaseResult
 from conformance.spec import Catalog, Target
@@ -96,6 +96,8 @@ class Runner:
     _credentials: dict[str, Credentials] = field(default_factory=dict)
     _servers: dict[str, Any] = field(default_factory=dict)
     _slots: dict[str, threading.BoundedSemaphore] = field(default_factory=dict)
+    #: Read as the run starts, before any case runs on another thread (``environment_proxies``).
+    proxies: dict[str, str | None] = field(default_factory=environment_proxies)
     #: Cases may run on several threads (see ahead.Threads): what the run learns is shared under it.
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
@@ -348,6 +350,7 @@ class Runner:
                     transport=reel.transport,
                     slots=self.slots_for(case.target),
                     exchanges=exchanges,
+                    proxies=self.proxies,
                 )
                 context = ProbeContext(endpoint, case.api, case.stream, case.behavior.params)
                 try:

@@ -256,6 +256,10 @@ class Endpoint:
     #: Held while a request is in flight: the target's share of a concurrent run.
     slots: threading.Semaphore | None = None
     exchanges: list[Exchange] = field(default_factory=list)
+    #: The environment's proxy routes as the run read them (``environment_proxies``); None:
+    #: httpx reads the environment itself, for each client, which is safe only where no
+    #: other thread changes the environment meanwhile.
+    proxies: Mapping[str, str | None] | None = None
 
     def __post_init__(self) -> None:
         self._deadline = math.inf
@@ -273,8 +277,10 @@ class Endpoint:
             # costs more than a replayed case itself.
             verify=_tls_context(),
             transport=self.transport,
-            # A proxy named in the environment would be a way around the transport.
-            trust_env=self.transport is None,
+            # A proxy named in the environment would be a way around the transport; without
+            # one, the proxies are those the run read, or httpx reads them now.
+            trust_env=self.transport is None and self.proxies is None,
+            mounts=_proxy_mounts(self.proxies) if self.transport is None else None,
             follow_redirects=False,
             event_hooks={"request": [self._note], "response": [self._bound]},
         )
@@ -630,6 +636,32 @@ class Endpoint:
 
 _TLS_LOCK = threading.Lock()
 _TLS_CONTEXTS: list[ssl.SSLContext] = []
+
+
+def environment_proxies() -> dict[str, str | None]:
+    """The proxy routes the environment sets (``HTTPS_PROXY``, ``NO_PROXY`` and the like) as
+    httpx reads them: a URL pattern, and the proxy for it (None: no proxy).
+
+    A run reads them once, on the thread that starts it, for every client it makes: httpx
+    would read the whole environment again for each client, on the case's thread, while
+    pytest renames the current test in it (``PYTEST_CURRENT_TEST``) on the run's own; a
+    read that met a rename raised KeyError, and a live case now and then errored for it.
+    """
+    from httpx2._utils import get_environment_proxies  # noqa: PLC0415  (httpx has no public one)
+
+    return get_environment_proxies()
+
+
+def _proxy_mounts(
+    proxies: Mapping[str, str | None] | None,
+) -> dict[str, httpx2.BaseTransport | None] | None:
+    """The transports httpx would mount for ``proxies``, had it read them itself."""
+    if not proxies:
+        return None
+    return {
+        pattern: None if url is None else httpx2.HTTPTransport(verify=_tls_context(), proxy=url)
+        for pattern, url in proxies.items()
+    }
 
 
 def _tls_context() -> ssl.SSLContext:
